@@ -1,0 +1,3 @@
+//! Logging: the tracing subscriber for events (stderr) and the access log.
+
+pub mod access;
