@@ -18,8 +18,13 @@
 //!   `log` the event and access logs, `runtime::control` signals and reloads.
 #![forbid(unsafe_code)]
 
+pub mod cli;
 pub mod config;
 pub mod http;
 pub mod log;
+pub mod net;
+pub mod proxy;
 pub mod route;
+pub mod runtime;
 pub mod tls;
+pub mod upstream;

@@ -51,3 +51,10 @@ pub fn parse(path: &Path, text: &str) -> Result<Loaded, Vec<ConfigError>> {
     let _ = (path, text);
     unimplemented!("config::parse")
 }
+
+/// The files whose change triggers a reload: the configuration file and
+/// every certificate and key it names.
+pub fn watched_files(config: &Config) -> Vec<PathBuf> {
+    let _ = config;
+    unimplemented!()
+}

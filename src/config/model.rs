@@ -62,6 +62,8 @@ pub struct Timeouts {
     pub client_header: Duration,
     pub client_body: Duration,
     pub client_keepalive: Duration,
+    /// Longest stall while writing a response to the client (extension).
+    pub client_send: Duration,
     pub upstream_connect: Duration,
     pub upstream_read: Duration,
     pub upstream_send: Duration,

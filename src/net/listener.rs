@@ -1,0 +1,70 @@
+//! Listening sockets.
+//!
+//! Each listener address is bound once per worker with SO_REUSEPORT, so the
+//! kernel spreads new connections over the workers without a shared accept
+//! lock or a thundering herd. The sockets belong to a [`Bound`], shared by
+//! `Arc` between generations: a reload that keeps an address hands the very
+//! same `Bound` to the new generation, so no socket is closed and no
+//! connection waiting in an accept queue is reset. Workers register a
+//! duplicate (`try_clone`, the same kernel socket) of their own socket; the
+//! socket closes only when the last generation that has it is dropped.
+
+use std::io;
+use std::net::{SocketAddr, TcpListener};
+
+use socket2::{Domain, Protocol, Socket, Type};
+
+/// The bound sockets of one listener address, one per worker.
+#[derive(Debug)]
+pub struct Bound {
+    pub addr: SocketAddr,
+    sockets: Vec<TcpListener>,
+}
+
+/// Queue length for connections the workers have not accepted yet; the
+/// kernel caps it at `net.core.somaxconn`.
+const BACKLOG: i32 = 4096;
+
+impl Bound {
+    /// Binds `workers` SO_REUSEPORT sockets on `addr`.
+    pub fn bind(addr: SocketAddr, workers: usize) -> io::Result<Bound> {
+        let mut sockets: Vec<TcpListener> = Vec::with_capacity(workers);
+        let mut addr = addr;
+        for _ in 0..workers.max(1) {
+            let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+            if addr.is_ipv6() {
+                socket.set_only_v6(true)?;
+            }
+            socket.set_reuse_address(true)?;
+            socket.set_reuse_port(true)?;
+            socket.set_nonblocking(true)?;
+            socket.bind(&addr.into())?;
+            socket.listen(BACKLOG)?;
+            let socket: TcpListener = socket.into();
+            // A port of 0 would give every worker its own port: pin the rest
+            // to the one the kernel picked for the first socket.
+            if addr.port() == 0 {
+                addr = socket.local_addr()?;
+            }
+            sockets.push(socket);
+        }
+        Ok(Bound { addr, sockets })
+    }
+
+    /// A listener that owns no socket (`torii -t` binds nothing).
+    pub fn unbound(addr: SocketAddr) -> Bound {
+        Bound { addr, sockets: Vec::new() }
+    }
+
+    /// The socket of worker `index`, duplicated for that worker's poll.
+    pub fn for_worker(&self, index: usize) -> io::Result<mio::net::TcpListener> {
+        let Some(socket) = self.sockets.get(index % self.sockets.len().max(1)) else {
+            return Err(io::Error::new(io::ErrorKind::NotFound, "listener has no socket"));
+        };
+        Ok(mio::net::TcpListener::from_std(socket.try_clone()?))
+    }
+
+    pub fn workers(&self) -> usize {
+        self.sockets.len()
+    }
+}

@@ -1,0 +1,1295 @@
+//! One client connection: the state machine and its pump, [`Client::drive`].
+//!
+//! `drive` is called on every readiness event of either socket (client or
+//! upstream) and loops until nothing moves. Edge-triggered contract: each
+//! side has `readable`/`writable` flags set by events and cleared only by a
+//! `WouldBlock`, so a spurious wake-up costs one loop and a missed one cannot
+//! happen. Bytes flow through four bounded buffers:
+//!
+//! ```text
+//! client ──read──> inb ──framing──> up_out ──write──> upstream
+//! client <─write── outb <─framing── up_in <──read──── upstream
+//! ```
+//!
+//! Each side is read only while the buffer it fills has room, which is the
+//! whole of backpressure: a slow reader stops the writer's reads, so memory
+//! per connection is bounded whatever the body size.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant, SystemTime};
+
+use mio::net::TcpStream;
+use mio::{Interest, Registry};
+
+use super::Cx;
+use super::request;
+use crate::config::{Action, Route};
+use crate::http::body::ChunkedDecoder;
+use crate::http::canned;
+use crate::http::head::{self, RequestBody, RequestHead, ResponseBody, ResponseHead};
+use crate::http::headers::{self, ClientResponse, LocationRewrite, UpstreamRequest};
+use crate::log::access::Record;
+use crate::net::buffer::{Buf, IO_SIZE};
+use crate::net::listener::Bound;
+use crate::net::transport::Transport;
+use crate::runtime::generation::Generation;
+use crate::runtime::token::Tok;
+use crate::route::path;
+use crate::upstream::pool::UpConn;
+
+/// Buffered bytes per direction before reading pauses.
+const BUF_LIMIT: usize = 4 * IO_SIZE;
+/// How long a closing connection may linger reading what the client still
+/// sends (so our last response is not destroyed by a TCP reset).
+const LINGER: Duration = Duration::from_secs(2);
+const LINGER_BYTES: u64 = 1 << 20;
+
+pub struct Client {
+    pub id: u64,
+    pub io: Transport,
+    pub peer: SocketAddr,
+    pub bound: Arc<Bound>,
+    /// The generation of the last request (or of the accept): used when the
+    /// listener disappeared in a reload, so the connection can drain.
+    pub generation: Arc<Generation>,
+    pub readable: bool,
+    pub writable: bool,
+    /// The client has half-closed (read returned 0).
+    eof: bool,
+    inb: Buf,
+    outb: Buf,
+    phase: Phase,
+    /// Deadline of the current state; `scheduled` is the one the timer heap holds.
+    pub deadline: Instant,
+    pub scheduled: Option<Instant>,
+    /// Bytes discarded while lingering.
+    lingered: u64,
+}
+
+enum Phase {
+    /// Waiting for a request head. `since`: when its first byte (or, for the
+    /// first request, the connection) arrived; `None` while idle between
+    /// keep-alive requests.
+    Head { since: Option<Instant>, idle_from: Instant },
+    Exchange(Box<Exchange>),
+    /// Writing out `outb`, then closing (after lingering).
+    Closing { since: Instant, shut: bool },
+    Done,
+}
+
+enum ReqBody {
+    Length(u64),
+    Chunked(ChunkedDecoder),
+    /// Tunnel: everything until the client closes.
+    Stream,
+    Done,
+}
+
+enum RespBody {
+    Length(u64),
+    Chunked(ChunkedDecoder),
+    Close,
+    Done,
+}
+
+struct Exchange {
+    generation: Arc<Generation>,
+    req: RequestHead,
+    listener: usize,
+    route: usize,
+    upstream: usize,
+    /// Servers tried so far for this request (connect failures move on).
+    tried: usize,
+    server: usize,
+    /// Target sent upstream.
+    target: String,
+    up: Option<usize>,
+    reused: bool,
+    retried: bool,
+    up_written: u64,
+    body_moved: u64,
+    body_total: u64,
+    req_body: ReqBody,
+    up_out: Buf,
+    up_in: Buf,
+    resp: Option<ResponseHead>,
+    resp_body: RespBody,
+    dechunk: bool,
+    /// The client connection closes after this response.
+    close_after: bool,
+    upgrade: bool,
+    tunnel: bool,
+    up_eof: bool,
+    started: Instant,
+    started_wall: SystemTime,
+    connect_started: Instant,
+    up_first_byte: Option<Instant>,
+    last_up: Instant,
+    last_client: Instant,
+    status: u16,
+    bytes_sent: u64,
+}
+
+/// What `drive` tells the worker.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Keep,
+    Close,
+}
+
+/// Why an exchange ended early, which decides the status and the retry.
+enum Failure {
+    /// Connect refused or failed: try the next server.
+    Connect(io::Error),
+    /// The upstream connection broke (write error or EOF) before or during the response.
+    Broken(io::Error),
+    /// The upstream sent something that is not HTTP as we accept it.
+    Protocol(&'static str),
+    /// The client broke the request body framing or hung up.
+    Client(u16, &'static str),
+}
+
+impl Client {
+    pub fn new(
+        id: u64,
+        io: Transport,
+        peer: SocketAddr,
+        bound: Arc<Bound>,
+        generation: Arc<Generation>,
+        now: Instant,
+    ) -> Client {
+        let deadline = now + generation.config.timeouts.client_header;
+        Client {
+            id,
+            io,
+            peer,
+            bound,
+            generation,
+            readable: true,
+            writable: true,
+            eof: false,
+            inb: Buf::new(),
+            outb: Buf::new(),
+            phase: Phase::Head {
+                since: Some(now),
+                idle_from: now,
+            },
+            deadline,
+            scheduled: None,
+            lingered: 0,
+        }
+    }
+
+    /// Idle between requests: the first to go on a graceful stop.
+    pub fn is_idle(&self) -> bool {
+        matches!(self.phase, Phase::Head { since: None, .. }) && self.inb.is_empty() && self.outb.is_empty()
+    }
+
+    /// The upstream connection this client is using, if any.
+    pub fn upstream_key(&self) -> Option<usize> {
+        match &self.phase {
+            Phase::Exchange(ex) => ex.up,
+            _ => None,
+        }
+    }
+
+    /// Starts a graceful close: idle connections close now, busy ones after
+    /// their current response.
+    pub fn drain(&mut self, now: Instant) {
+        let idle = self.is_idle();
+        match &mut self.phase {
+            Phase::Exchange(ex) => ex.close_after = true,
+            Phase::Head { .. } if idle => {
+                self.phase = Phase::Closing { since: now, shut: false };
+            }
+            _ => {}
+        }
+    }
+
+    /// Releases everything when the connection goes away: an upstream
+    /// connection in use is closed (its stream is mid-exchange).
+    pub fn teardown(&mut self, cx: &mut Cx<'_>) {
+        if let Phase::Exchange(ex) = &mut self.phase {
+            if let Some(k) = ex.up.take() {
+                if cx.ups.contains(k) {
+                    cx.ups.remove(k);
+                }
+            }
+            if ex.status == 0 {
+                ex.status = 499;
+            }
+            log_exchange(cx, self.peer, &self.io, ex);
+        }
+        self.phase = Phase::Done;
+    }
+
+    /// The pump. Returns `Close` when the connection is finished.
+    pub fn drive(&mut self, cx: &mut Cx<'_>) -> Verdict {
+        for _ in 0..64 {
+            let mut progress = false;
+            match self.read_client(cx) {
+                Ok(p) => progress |= p,
+                Err(_) => return self.abort(cx),
+            }
+            match self.step(cx) {
+                Ok(p) => progress |= p,
+                Err(()) => return self.abort(cx),
+            }
+            match self.write_client() {
+                Ok(p) => progress |= p,
+                Err(_) => return self.abort(cx),
+            }
+            if let Phase::Closing { shut, .. } = &mut self.phase {
+                if self.outb.is_empty() && !self.io.has_pending_output() {
+                    if !*shut {
+                        *shut = true;
+                        self.io.close();
+                    }
+                    if self.eof || self.lingered > LINGER_BYTES {
+                        self.phase = Phase::Done;
+                    }
+                }
+            }
+            if matches!(self.phase, Phase::Done) {
+                return Verdict::Close;
+            }
+            if !progress {
+                break;
+            }
+        }
+        self.update_deadline(cx);
+        Verdict::Keep
+    }
+
+    fn abort(&mut self, cx: &mut Cx<'_>) -> Verdict {
+        self.teardown(cx);
+        Verdict::Close
+    }
+
+    /// How much the current phase wants in `inb`.
+    fn read_limit(&self) -> usize {
+        match &self.phase {
+            Phase::Head { .. } => self.generation.config.limits.max_request_head + 1,
+            Phase::Exchange(ex) => match ex.req_body {
+                ReqBody::Done => 0,
+                _ => BUF_LIMIT,
+            },
+            Phase::Closing { .. } => IO_SIZE,
+            Phase::Done => 0,
+        }
+    }
+
+    fn read_client(&mut self, _cx: &mut Cx<'_>) -> io::Result<bool> {
+        if !self.readable || self.eof {
+            return Ok(false);
+        }
+        let limit = self.read_limit();
+        if self.inb.len() >= limit {
+            return Ok(false);
+        }
+        let spare = self.inb.spare(limit);
+        let len = spare.len();
+        let r = self.io.read(spare);
+        match r {
+            Ok(0) => {
+                self.inb.commit(len, 0);
+                self.eof = true;
+                Ok(true)
+            }
+            Ok(n) => {
+                self.inb.commit(len, n);
+                if let Phase::Closing { .. } = self.phase {
+                    // Lingering: what the client still sends is dropped.
+                    self.lingered += n as u64;
+                    self.inb.clear();
+                }
+                if let Phase::Exchange(ex) = &mut self.phase {
+                    ex.last_client = _cx.now;
+                }
+                Ok(true)
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                self.inb.commit(len, 0);
+                self.readable = false;
+                Ok(false)
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {
+                self.inb.commit(len, 0);
+                Ok(true)
+            }
+            Err(e) => {
+                self.inb.commit(len, 0);
+                if matches!(self.phase, Phase::Head { .. }) && self.io.is_handshaking() {
+                    tracing::debug!(peer = %self.peer, "TLS handshake failed: {e}");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    fn write_client(&mut self) -> io::Result<bool> {
+        let mut progress = false;
+        if !self.writable {
+            return Ok(false);
+        }
+        while !self.outb.is_empty() {
+            match self.io.write(self.outb.bytes()) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    self.outb.consume(n);
+                    progress = true;
+                    if let Phase::Exchange(ex) = &mut self.phase {
+                        ex.last_client = Instant::now();
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.writable = false;
+                    return Ok(progress);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if self.io.has_pending_output() {
+            match self.io.flush() {
+                Ok(true) => progress = true,
+                Ok(false) => self.writable = false,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.writable = false,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(progress)
+    }
+
+    fn step(&mut self, cx: &mut Cx<'_>) -> Result<bool, ()> {
+        match &mut self.phase {
+            Phase::Head { .. } => self.step_head(cx),
+            Phase::Exchange(_) => self.step_exchange(cx),
+            Phase::Closing { .. } | Phase::Done => Ok(false),
+        }
+    }
+
+    fn step_head(&mut self, cx: &mut Cx<'_>) -> Result<bool, ()> {
+        if self.inb.is_empty() {
+            if self.eof {
+                self.phase = Phase::Done;
+                return Ok(true);
+            }
+            return Ok(false);
+        }
+        if let Phase::Head { since, .. } = &mut self.phase {
+            if since.is_none() {
+                *since = Some(cx.now);
+            }
+        }
+        let limits = self.generation.config.limits;
+        match head::parse_request(self.inb.bytes(), limits.max_request_head) {
+            Ok(None) => {
+                if self.eof {
+                    // Half a head then EOF: nothing sensible to answer.
+                    tracing::debug!(peer = %self.peer, "client closed mid request head");
+                    self.phase = Phase::Done;
+                    return Ok(true);
+                }
+                Ok(false)
+            }
+            Err(e) => {
+                tracing::info!(peer = %self.peer, status = e.status, "bad request: {}", e.reason);
+                let listener = self.current_listener();
+                self.canned_error(cx, listener, None, e.status, true, "-", "-", 1);
+                Ok(true)
+            }
+            Ok(Some((req, n))) => {
+                self.inb.consume(n);
+                self.start_request(cx, req);
+                Ok(true)
+            }
+        }
+    }
+
+    /// The generation and listener index a new request runs with.
+    fn current_listener(&mut self) -> (Arc<Generation>, Option<usize>) {
+        (self.generation.clone(), self.generation.listener_index(&self.bound))
+    }
+
+    fn start_request(&mut self, cx: &mut Cx<'_>, req: RequestHead) {
+        // One load per request: the request keeps this generation to its end.
+        let current = cx.shared.generation.load_full();
+        let (generation, listener, draining_listener) = match current.listener_index(&self.bound) {
+            Some(i) => (current, i, false),
+            None => match self.generation.listener_index(&self.bound) {
+                // Listener removed by a reload: serve this request with the
+                // generation it had, then close so the connection drains.
+                Some(i) => (self.generation.clone(), i, true),
+                None => {
+                    self.phase = Phase::Done;
+                    return;
+                }
+            },
+        };
+        self.generation = generation.clone();
+        cx.shared.requests.fetch_add(1, Ordering::Relaxed);
+        let target_str = req.target().to_string();
+        let target = request::split_target(&target_str);
+        let keep = req.keep_alive && !cx.draining && !draining_listener;
+        let has_body = !matches!(req.body, RequestBody::None | RequestBody::Length(0));
+        let method = req.method().to_string();
+        let head_only = method == "HEAD";
+
+        let normalized = if target.path == "*" {
+            Some("/".to_string())
+        } else if target.path.starts_with('/') {
+            path::normalize(target.path)
+        } else {
+            None
+        };
+        let Some(normalized) = normalized else {
+            tracing::info!(peer = %self.peer, "bad request: target {target_str:?} cannot be normalised");
+            self.canned_error(cx, (generation, Some(listener)), Some(&req), 400, true, &method, &target_str, req.minor);
+            return;
+        };
+        let Some(route_index) = generation.routes.lookup(listener, &req.host, &normalized) else {
+            self.canned_error(cx, (generation, Some(listener)), Some(&req), 404, !keep || has_body, &method, &target_str, req.minor);
+            return;
+        };
+        let route: &Route = &generation.config.routes[route_index];
+        if let Some(max) = generation.config.limits.max_request_body {
+            if let RequestBody::Length(n) = req.body {
+                if n > max {
+                    tracing::info!(peer = %self.peer, "request body of {n} bytes over the limit of {max}");
+                    self.canned_error(cx, (generation.clone(), Some(listener)), Some(&req), 413, true, &method, &target_str, req.minor);
+                    return;
+                }
+            }
+        }
+        match &route.action {
+            Action::Respond { status, body, content_type } => {
+                let close = !keep || has_body;
+                let hdrs = merged_headers(&generation, listener, Some(route), &[]);
+                let mut out = Vec::new();
+                canned::write(&mut out, *status, content_type, body.as_bytes(), close, head_only, &hdrs);
+                self.finish_canned(cx, &generation, listener, &req, *status, out, close, body.len());
+            }
+            Action::Redirect { template, status } => {
+                let host = if req.host.is_empty() {
+                    self.bound.addr.ip().to_string()
+                } else {
+                    req.host.clone()
+                };
+                let location = request::expand_redirect(template, &host, &target);
+                let close = !keep || has_body;
+                let body = format!(
+                    "<html>\r\n<head><title>{s} {r}</title></head>\r\n<body>\r\n<center><h1>{s} {r}</h1></center>\r\n<hr><center>torii</center>\r\n</body>\r\n</html>\r\n",
+                    s = status,
+                    r = canned::reason(*status)
+                );
+                let hdrs = merged_headers(&generation, listener, Some(route), &[("Location", &location)]);
+                let mut out = Vec::new();
+                canned::write(&mut out, *status, "text/html", body.as_bytes(), close, head_only, &hdrs);
+                self.finish_canned(cx, &generation, listener, &req, *status, out, close, body.len());
+            }
+            Action::Upstream(upstream) => {
+                let upstream = *upstream;
+                let up_target = request::upstream_target(&target, &normalized, &route.path, route.upstream_path.as_deref());
+                let req_body = match req.body {
+                    RequestBody::None | RequestBody::Length(0) => ReqBody::Done,
+                    RequestBody::Length(n) => ReqBody::Length(n),
+                    RequestBody::Chunked => ReqBody::Chunked(ChunkedDecoder::new()),
+                };
+                if req.expect_continue && req.minor == 1 && !matches!(req_body, ReqBody::Done) {
+                    // Answered here rather than by the upstream: torii reads the
+                    // body itself and the upstream never sees the Expect.
+                    self.outb.extend(b"HTTP/1.1 100 Continue\r\n\r\n");
+                }
+                let upgrade = req.upgrade.is_some();
+                let servers = generation.config.upstreams[upstream].servers.len();
+                let first = cx.next_server(&generation, upstream, servers);
+                let now = cx.now;
+                let ex = Exchange {
+                    generation: generation.clone(),
+                    listener,
+                    route: route_index,
+                    upstream,
+                    tried: 0,
+                    server: first,
+                    target: up_target,
+                    up: None,
+                    reused: false,
+                    retried: false,
+                    up_written: 0,
+                    body_moved: 0,
+                    body_total: 0,
+                    req_body,
+                    up_out: Buf::new(),
+                    up_in: Buf::new(),
+                    resp: None,
+                    resp_body: RespBody::Done,
+                    dechunk: false,
+                    close_after: !keep,
+                    upgrade,
+                    tunnel: false,
+                    up_eof: false,
+                    started: now,
+                    started_wall: SystemTime::now(),
+                    connect_started: now,
+                    up_first_byte: None,
+                    last_up: now,
+                    last_client: now,
+                    status: 0,
+                    bytes_sent: 0,
+                    req,
+                };
+                self.phase = Phase::Exchange(Box::new(ex));
+                if self.connect(cx).is_err() {
+                    self.fail_exchange(cx, 502);
+                }
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn finish_canned(
+        &mut self,
+        cx: &mut Cx<'_>,
+        generation: &Arc<Generation>,
+        listener: usize,
+        req: &RequestHead,
+        status: u16,
+        out: Vec<u8>,
+        close: bool,
+        body_len: usize,
+    ) {
+        let sent = out.len() as u64;
+        self.outb.extend(&out);
+        let _ = body_len;
+        log_simple(cx, self.peer, &self.io, generation, Some(listener), Some(req), req.method(), req.target(), req.minor, status, sent);
+        self.next_after_response(cx.now, close);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn canned_error(
+        &mut self,
+        cx: &mut Cx<'_>,
+        (generation, listener): (Arc<Generation>, Option<usize>),
+        req: Option<&RequestHead>,
+        status: u16,
+        close: bool,
+        method: &str,
+        target: &str,
+        minor: u8,
+    ) {
+        let route = None;
+        let hdrs = match listener {
+            Some(l) => merged_headers(&generation, l, route, &[]),
+            None => Vec::new(),
+        };
+        let mut out = Vec::new();
+        canned::error(&mut out, status, close, method == "HEAD", &hdrs);
+        let sent = out.len() as u64;
+        self.outb.extend(&out);
+        log_simple(cx, self.peer, &self.io, &generation, listener, req, method, target, minor, status, sent);
+        self.next_after_response(cx.now, close);
+    }
+
+    fn next_after_response(&mut self, now: Instant, close: bool) {
+        if close {
+            self.phase = Phase::Closing { since: now, shut: false };
+        } else {
+            self.phase = Phase::Head { since: None, idle_from: now };
+        }
+    }
+
+    /// Opens (or takes from the pool) a connection to the exchange's server.
+    fn connect(&mut self, cx: &mut Cx<'_>) -> io::Result<()> {
+        let Phase::Exchange(ex) = &mut self.phase else { return Ok(()) };
+        let upstream = &ex.generation.config.upstreams[ex.upstream];
+        loop {
+            if ex.tried >= upstream.servers.len() {
+                return Err(io::Error::new(io::ErrorKind::ConnectionRefused, "every server failed"));
+            }
+            let server = &upstream.servers[ex.server];
+            let Some(&addr) = server.addrs.first() else {
+                ex.tried += 1;
+                ex.server = (ex.server + 1) % upstream.servers.len();
+                continue;
+            };
+            ex.up_out.clear();
+            headers::write_upstream_request(
+                ex.up_out.vec(),
+                &ex.req,
+                &UpstreamRequest {
+                    target: &ex.target,
+                    client_ip: self.peer.ip(),
+                    tls: self.io.tls_conn().is_some(),
+                    upstream_authority: &server.text,
+                    preserve_host: ex.generation.config.routes[ex.route].preserve_host,
+                    via: ex.generation.config.global.via,
+                    close: !upstream.keepalive,
+                    upgrade: ex.upgrade,
+                    edits: &ex.generation.config.routes[ex.route].request_headers,
+                    route_prefix: &ex.generation.config.routes[ex.route].path,
+                    upstream_prefix: ex.generation.config.routes[ex.route].upstream_path.as_deref(),
+                },
+            );
+            ex.connect_started = cx.now;
+            ex.last_up = cx.now;
+            ex.up_written = 0;
+            if upstream.keepalive && !ex.retried {
+                if let Some(k) = cx.pool.take(cx.ups, addr, cx.key) {
+                    ex.up = Some(k);
+                    ex.reused = true;
+                    return Ok(());
+                }
+            }
+            ex.reused = false;
+            match TcpStream::connect(addr) {
+                Ok(sock) => {
+                    let _ = sock.set_nodelay(true);
+                    let entry = cx.ups.vacant_entry();
+                    let k = entry.key();
+                    let mut up = UpConn::new(sock, addr, cx.key, cx.now);
+                    if let Err(e) = cx.registry.register(&mut up.sock, Tok::Upstream(k).token(), Interest::READABLE | Interest::WRITABLE) {
+                        tracing::warn!("cannot register upstream socket: {e}");
+                        return Err(e);
+                    }
+                    entry.insert(up);
+                    ex.up = Some(k);
+                    return Ok(());
+                }
+                Err(e) => {
+                    tracing::warn!(upstream = %upstream.name, server = %server.text, "connect failed: {e}");
+                    ex.tried += 1;
+                    ex.server = (ex.server + 1) % upstream.servers.len();
+                }
+            }
+        }
+    }
+
+    fn step_exchange(&mut self, cx: &mut Cx<'_>) -> Result<bool, ()> {
+        let Phase::Exchange(ex) = &mut self.phase else { return Ok(false) };
+        match pump(ex, cx, &mut self.inb, &mut self.outb, self.eof, self.peer) {
+            Ok(progress) => {
+                if exchange_complete(ex) {
+                    self.finish_exchange(cx);
+                    return Ok(true);
+                }
+                Ok(progress)
+            }
+            Err(Failure::Connect(e)) => {
+                let generation = ex.generation.clone();
+                let up = &generation.config.upstreams[ex.upstream];
+                tracing::warn!(upstream = %up.name, server = %up.servers[ex.server].text, "connect failed: {e}");
+                drop_up(cx, ex);
+                ex.tried += 1;
+                ex.server = (ex.server + 1) % up.servers.len();
+                if self.connect(cx).is_err() {
+                    self.fail_exchange(cx, 502);
+                }
+                Ok(true)
+            }
+            Err(Failure::Broken(e)) => {
+                let retry = ex.reused
+                    && !ex.retried
+                    && ex.up_first_byte.is_none()
+                    && (ex.up_written == 0 || (request::idempotent(ex.req.method()) && ex.body_moved == 0));
+                drop_up(cx, ex);
+                if retry {
+                    tracing::debug!("pooled upstream connection broke ({e}); retrying on a fresh one");
+                    ex.retried = true;
+                    if self.connect(cx).is_err() {
+                        self.fail_exchange(cx, 502);
+                    }
+                    return Ok(true);
+                }
+                let up = &ex.generation.config.upstreams[ex.upstream];
+                tracing::warn!(upstream = %up.name, server = %up.servers[ex.server].text, "upstream connection broke: {e}");
+                self.fail_exchange(cx, 502);
+                Ok(true)
+            }
+            Err(Failure::Protocol(reason)) => {
+                let up = &ex.generation.config.upstreams[ex.upstream];
+                tracing::warn!(upstream = %up.name, server = %up.servers[ex.server].text, "invalid upstream response: {reason}");
+                drop_up(cx, ex);
+                self.fail_exchange(cx, 502);
+                Ok(true)
+            }
+            Err(Failure::Client(status, reason)) => {
+                tracing::info!(peer = %self.peer, status, "request body refused: {reason}");
+                drop_up(cx, ex);
+                if self.eof {
+                    return Err(());
+                }
+                self.fail_exchange(cx, status);
+                Ok(true)
+            }
+        }
+    }
+
+    /// Ends an exchange with an error status when no response byte went to
+    /// the client yet; otherwise the only honest signal left is closing.
+    fn fail_exchange(&mut self, cx: &mut Cx<'_>, status: u16) {
+        let Phase::Exchange(ex) = &mut self.phase else { return };
+        drop_up(cx, ex);
+        if ex.resp.is_some() {
+            log_exchange(cx, self.peer, &self.io, ex);
+            self.phase = Phase::Closing { since: cx.now, shut: false };
+            return;
+        }
+        let hdrs = merged_headers(&ex.generation, ex.listener, Some(&ex.generation.config.routes[ex.route]), &[]);
+        let mut out = Vec::new();
+        canned::error(&mut out, status, true, ex.req.method() == "HEAD", &hdrs);
+        ex.status = status;
+        ex.bytes_sent += out.len() as u64;
+        self.outb.extend(&out);
+        log_exchange(cx, self.peer, &self.io, ex);
+        self.phase = Phase::Closing { since: cx.now, shut: false };
+    }
+
+    fn finish_exchange(&mut self, cx: &mut Cx<'_>) {
+        let Phase::Exchange(ex) = &mut self.phase else { return };
+        let upstream = &ex.generation.config.upstreams[ex.upstream];
+        let reusable = upstream.keepalive
+            && !ex.tunnel
+            && !ex.up_eof
+            && ex.up_out.is_empty()
+            && matches!(ex.req_body, ReqBody::Done)
+            && ex.resp.as_ref().is_some_and(|r| r.keep_alive)
+            && ex.up_in.is_empty();
+        if let Some(k) = ex.up.take() {
+            if reusable {
+                cx.pool.put(cx.ups, k, upstream.max_idle, cx.now);
+            } else if cx.ups.contains(k) {
+                cx.ups.remove(k);
+            }
+        }
+        log_exchange(cx, self.peer, &self.io, ex);
+        let close = ex.close_after || ex.tunnel || !matches!(ex.req_body, ReqBody::Done) || cx.draining;
+        self.next_after_response(cx.now, close);
+        if !close {
+            self.inb.shrink();
+            self.outb.shrink();
+        }
+    }
+
+    /// Recomputes the deadline of the current state and schedules it.
+    fn update_deadline(&mut self, cx: &Cx<'_>) {
+        let t = &self.generation.config.timeouts;
+        self.deadline = match &self.phase {
+            Phase::Head { since: Some(s), .. } => *s + t.client_header,
+            Phase::Head { since: None, idle_from } => *idle_from + t.client_keepalive,
+            Phase::Exchange(ex) => {
+                let connecting = ex.up.and_then(|k| cx.ups.get(k)).is_none_or(|u| u.connecting);
+                exchange_deadline(ex, &self.outb, connecting)
+            }
+            Phase::Closing { since, .. } => *since + LINGER + t.client_send,
+            Phase::Done => Instant::now(),
+        };
+    }
+
+    /// Called when the deadline has passed. Returns `Close` when the
+    /// connection is to go now; otherwise the caller drives it again.
+    pub fn on_timeout(&mut self, cx: &mut Cx<'_>) -> Verdict {
+        match &mut self.phase {
+            Phase::Head { since, .. } => {
+                if since.is_some() && !self.inb.is_empty() {
+                    tracing::info!(peer = %self.peer, "request head not received in time");
+                    let listener = self.current_listener();
+                    self.canned_error(cx, listener, None, 408, true, "-", "-", 1);
+                    return self.drive(cx);
+                }
+                Verdict::Close
+            }
+            Phase::Exchange(ex) => {
+                let t = ex.generation.config.timeouts;
+                let connecting = ex.up.and_then(|k| cx.ups.get(k)).is_some_and(|u| u.connecting);
+                if connecting {
+                    let generation = ex.generation.clone();
+                    let up = &generation.config.upstreams[ex.upstream];
+                    tracing::warn!(upstream = %up.name, server = %up.servers[ex.server].text, "connect timed out after {:?}", t.upstream_connect);
+                    drop_up(cx, ex);
+                    ex.tried += 1;
+                    ex.server = (ex.server + 1) % up.servers.len();
+                    if ex.tried >= up.servers.len() || self.connect(cx).is_err() {
+                        self.fail_exchange(cx, 504);
+                    }
+                    return self.drive(cx);
+                }
+                let waiting_client_body = !matches!(ex.req_body, ReqBody::Done) && ex.up_out.is_empty() && !ex.tunnel;
+                if waiting_client_body {
+                    tracing::info!(peer = %self.peer, "request body stalled for {:?}", t.client_body);
+                    self.fail_exchange(cx, 408);
+                    return self.drive(cx);
+                }
+                if ex.resp.is_none() {
+                    let up = &ex.generation.config.upstreams[ex.upstream];
+                    tracing::warn!(upstream = %up.name, server = %up.servers[ex.server].text, "upstream did not answer in time");
+                    self.fail_exchange(cx, 504);
+                    return self.drive(cx);
+                }
+                tracing::info!(peer = %self.peer, "exchange stalled; closing");
+                self.teardown(cx);
+                Verdict::Close
+            }
+            Phase::Closing { .. } | Phase::Done => Verdict::Close,
+        }
+    }
+}
+
+/// Builds `(name, value)` pairs of the listener's then the route's
+/// `response_headers`, plus `extra`.
+fn merged_headers<'g>(generation: &'g Generation, listener: usize, route: Option<&'g Route>, extra: &[(&'g str, &'g str)]) -> Vec<(&'g str, &'g str)> {
+    let mut v: Vec<(&str, &str)> = Vec::new();
+    let mut add = |k: &'g str, val: &'g str| {
+        v.retain(|(n, _)| !n.eq_ignore_ascii_case(k));
+        v.push((k, val));
+    };
+    for (k, val) in extra {
+        add(k, val);
+    }
+    if let Some(l) = generation.config.listeners.get(listener) {
+        for (k, val) in &l.response_headers {
+            add(k, val);
+        }
+    }
+    if let Some(r) = route {
+        for (k, val) in &r.response_headers {
+            add(k, val);
+        }
+    }
+    v
+}
+
+fn drop_up(cx: &mut Cx<'_>, ex: &mut Exchange) {
+    if let Some(k) = ex.up.take() {
+        if cx.ups.contains(k) {
+            cx.ups.remove(k);
+        }
+    }
+}
+
+fn exchange_complete(ex: &Exchange) -> bool {
+    if ex.tunnel {
+        // Both directions ended and were flushed.
+        return ex.up_eof && ex.up_in.is_empty() && matches!(ex.req_body, ReqBody::Done) && ex.up_out.is_empty();
+    }
+    ex.resp.is_some() && matches!(ex.resp_body, RespBody::Done) && ex.up_in.is_empty()
+}
+
+fn exchange_deadline(ex: &Exchange, outb: &Buf, connecting: bool) -> Instant {
+    let t = &ex.generation.config.timeouts;
+    if ex.tunnel {
+        return ex.last_up.max(ex.last_client) + t.upstream_read;
+    }
+    if connecting {
+        return ex.connect_started + t.upstream_connect;
+    }
+    if !matches!(ex.req_body, ReqBody::Done) && ex.up_out.is_empty() {
+        return ex.last_client + t.client_body;
+    }
+    if !ex.up_out.is_empty() {
+        return ex.last_up + t.upstream_send;
+    }
+    if outb.len() >= BUF_LIMIT {
+        return ex.last_client + t.client_send;
+    }
+    ex.last_up + t.upstream_read
+}
+
+/// Moves bytes between the four buffers and the upstream socket. Returns
+/// whether anything moved.
+fn pump(ex: &mut Exchange, cx: &mut Cx<'_>, inb: &mut Buf, outb: &mut Buf, client_eof: bool, peer: SocketAddr) -> Result<bool, Failure> {
+    let mut progress = false;
+    let Some(k) = ex.up else { return Ok(false) };
+    let Some(up) = cx.ups.get_mut(k) else {
+        return Err(Failure::Broken(io::Error::other("upstream connection vanished")));
+    };
+
+    // Connect completion.
+    if up.connecting {
+        if !up.writable && !up.readable {
+            return Ok(false);
+        }
+        match up.sock.take_error() {
+            Ok(Some(e)) | Err(e) => return Err(Failure::Connect(e)),
+            Ok(None) => {}
+        }
+        match up.sock.peer_addr() {
+            Ok(_) => {
+                up.connecting = false;
+                ex.last_up = cx.now;
+                progress = true;
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => return Ok(false),
+            Err(e) => return Err(Failure::Connect(e)),
+        }
+    }
+
+    // Request body: inb -> up_out, following the framing.
+    let limits = ex.generation.config.limits;
+    loop {
+        let room = ex.up_out.room(BUF_LIMIT);
+        if room == 0 || inb.is_empty() {
+            break;
+        }
+        match &mut ex.req_body {
+            ReqBody::Done => break,
+            ReqBody::Length(rem) => {
+                let n = (*rem).min(inb.len() as u64).min(room as u64) as usize;
+                ex.up_out.extend(&inb.bytes()[..n]);
+                inb.consume(n);
+                *rem -= n as u64;
+                ex.body_moved += n as u64;
+                ex.body_total += n as u64;
+                if *rem == 0 {
+                    ex.req_body = ReqBody::Done;
+                }
+                progress = true;
+            }
+            ReqBody::Stream => {
+                let n = inb.len().min(room);
+                ex.up_out.extend(&inb.bytes()[..n]);
+                inb.consume(n);
+                progress = true;
+            }
+            ReqBody::Chunked(dec) => {
+                let avail = inb.len().min(room);
+                let step = dec.feed(&inb.bytes()[..avail]).map_err(|e| Failure::Client(400, e.reason))?;
+                if step.consumed == 0 {
+                    break;
+                }
+                if let Some(d) = &step.data {
+                    ex.body_total += (d.end - d.start) as u64;
+                }
+                ex.up_out.extend(&inb.bytes()[..step.consumed]);
+                inb.consume(step.consumed);
+                ex.body_moved += step.consumed as u64;
+                progress = true;
+                if let Some(max) = limits.max_request_body {
+                    if ex.body_total > max {
+                        return Err(Failure::Client(413, "chunked body over max_request_body"));
+                    }
+                }
+                if step.done {
+                    ex.req_body = ReqBody::Done;
+                }
+            }
+        }
+    }
+    if client_eof && inb.is_empty() {
+        match ex.req_body {
+            ReqBody::Done => {}
+            ReqBody::Stream => {
+                ex.req_body = ReqBody::Done;
+                if ex.up_out.is_empty() {
+                    let _ = up.sock.shutdown(std::net::Shutdown::Write);
+                }
+            }
+            _ => {
+                let _ = peer;
+                return Err(Failure::Client(400, "client closed during the request body"));
+            }
+        }
+    }
+
+    // up_out -> upstream.
+    if !up.connecting && up.writable {
+        while !ex.up_out.is_empty() {
+            match io::Write::write(&mut up.sock, ex.up_out.bytes()) {
+                Ok(0) => return Err(Failure::Broken(io::ErrorKind::WriteZero.into())),
+                Ok(n) => {
+                    ex.up_out.consume(n);
+                    ex.up_written += n as u64;
+                    ex.last_up = cx.now;
+                    progress = true;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    up.writable = false;
+                    break;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    if ex.resp.is_some() || !ex.up_in.is_empty() {
+                        // The upstream answered early and closed its reading side:
+                        // let the response through, stop sending.
+                        ex.up_out.clear();
+                        ex.req_body = ReqBody::Done;
+                        ex.close_after = true;
+                        break;
+                    }
+                    return Err(Failure::Broken(e));
+                }
+            }
+        }
+        if ex.tunnel && matches!(ex.req_body, ReqBody::Done) && ex.up_out.is_empty() && client_eof {
+            let _ = up.sock.shutdown(std::net::Shutdown::Write);
+        }
+    }
+
+    // upstream -> up_in.
+    let want_in = !ex.up_eof && !up.connecting && up.readable;
+    if want_in {
+        let limit = if ex.resp.is_none() { limits.max_response_head.max(IO_SIZE) } else { BUF_LIMIT };
+        if ex.up_in.len() < limit {
+            let spare = ex.up_in.spare(limit);
+            let len = spare.len();
+            match io::Read::read(&mut up.sock, spare) {
+                Ok(0) => {
+                    ex.up_in.commit(len, 0);
+                    ex.up_eof = true;
+                    progress = true;
+                }
+                Ok(n) => {
+                    ex.up_in.commit(len, n);
+                    if ex.up_first_byte.is_none() {
+                        ex.up_first_byte = Some(cx.now);
+                    }
+                    ex.last_up = cx.now;
+                    progress = true;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    ex.up_in.commit(len, 0);
+                    up.readable = false;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => ex.up_in.commit(len, 0),
+                Err(e) => {
+                    ex.up_in.commit(len, 0);
+                    if ex.resp.is_none() && ex.up_in.is_empty() {
+                        return Err(Failure::Broken(e));
+                    }
+                    ex.up_eof = true;
+                    ex.close_after = true;
+                }
+            }
+        }
+    }
+
+    // Response head.
+    while ex.resp.is_none() && !ex.up_in.is_empty() {
+        let head_request = ex.req.method() == "HEAD";
+        match head::parse_response(ex.up_in.bytes(), limits.max_response_head, head_request) {
+            Ok(None) => {
+                if ex.up_in.len() >= limits.max_response_head {
+                    return Err(Failure::Protocol("response head over max_response_head"));
+                }
+                if ex.up_eof {
+                    return Err(Failure::Protocol("upstream closed mid response head"));
+                }
+                break;
+            }
+            Err(e) => return Err(Failure::Protocol(e.reason)),
+            Ok(Some((resp, n))) => {
+                ex.up_in.consume(n);
+                progress = true;
+                if (100..200).contains(&resp.status) && resp.status != 101 {
+                    // Interim responses are not forwarded: torii answered any
+                    // Expect itself, and the client waits for the final one.
+                    continue;
+                }
+                let switching = resp.status == 101;
+                if switching && !ex.upgrade {
+                    return Err(Failure::Protocol("101 without an upgrade request"));
+                }
+                let client_minor = ex.req.minor;
+                let dechunk = client_minor == 0 && resp.body == ResponseBody::Chunked;
+                let close = ex.close_after
+                    || matches!(resp.body, ResponseBody::Close)
+                    || dechunk
+                    || cx.draining
+                    || !matches!(ex.req_body, ReqBody::Done) && !switching && !ex.up_out.is_empty();
+                if close {
+                    ex.close_after = true;
+                }
+                let route = &ex.generation.config.routes[ex.route];
+                let server = &ex.generation.config.upstreams[ex.upstream].servers[ex.server];
+                let public_host = ex.req.head.get("host").and_then(|h| std::str::from_utf8(h).ok()).unwrap_or("");
+                let scheme = if is_tls_listener(&ex.generation, ex.listener) { "https" } else { "http" };
+                let listener_headers: &[(String, String)] = &ex.generation.config.listeners[ex.listener].response_headers;
+                let start = outb.len();
+                headers::write_client_response(
+                    outb.vec(),
+                    &resp,
+                    &ClientResponse {
+                        via: ex.generation.config.global.via,
+                        close,
+                        dechunk,
+                        upgrade: switching,
+                        location: route.rewrite_location.then_some(LocationRewrite {
+                            upstream_authority: &server.text,
+                            public_scheme: scheme,
+                            public_host,
+                            route_prefix: &route.path,
+                            upstream_prefix: route.upstream_path.as_deref(),
+                        }),
+                        set_headers: [listener_headers, &route.response_headers],
+                        client_minor,
+                    },
+                );
+                ex.bytes_sent += (outb.len() - start) as u64;
+                ex.status = resp.status;
+                ex.dechunk = dechunk;
+                ex.resp_body = match resp.body {
+                    ResponseBody::None => RespBody::Done,
+                    ResponseBody::Length(0) => RespBody::Done,
+                    ResponseBody::Length(n) => RespBody::Length(n),
+                    ResponseBody::Chunked => RespBody::Chunked(ChunkedDecoder::new()),
+                    ResponseBody::Close => RespBody::Close,
+                };
+                if switching {
+                    ex.tunnel = true;
+                    ex.resp_body = RespBody::Close;
+                    ex.req_body = ReqBody::Stream;
+                }
+                ex.resp = Some(resp);
+            }
+        }
+    }
+
+    // Response body: up_in -> outb.
+    if ex.resp.is_some() {
+        loop {
+            let room = outb.room(BUF_LIMIT);
+            if room == 0 || ex.up_in.is_empty() {
+                break;
+            }
+            match &mut ex.resp_body {
+                RespBody::Done => {
+                    // Bytes after a complete response: the upstream is out of
+                    // sync, never reuse it.
+                    ex.up_eof = true;
+                    ex.up_in.clear();
+                    break;
+                }
+                RespBody::Length(rem) => {
+                    let n = (*rem).min(ex.up_in.len() as u64).min(room as u64) as usize;
+                    outb.extend(&ex.up_in.bytes()[..n]);
+                    ex.up_in.consume(n);
+                    *rem -= n as u64;
+                    ex.bytes_sent += n as u64;
+                    if *rem == 0 {
+                        ex.resp_body = RespBody::Done;
+                    }
+                }
+                RespBody::Close => {
+                    let n = ex.up_in.len().min(room);
+                    outb.extend(&ex.up_in.bytes()[..n]);
+                    ex.up_in.consume(n);
+                    ex.bytes_sent += n as u64;
+                }
+                RespBody::Chunked(dec) => {
+                    let avail = ex.up_in.len().min(room);
+                    let step = dec.feed(&ex.up_in.bytes()[..avail]).map_err(|e| Failure::Protocol(e.reason))?;
+                    if step.consumed == 0 {
+                        break;
+                    }
+                    if ex.dechunk {
+                        if let Some(d) = step.data.clone() {
+                            outb.extend(&ex.up_in.bytes()[d.clone()]);
+                            ex.bytes_sent += (d.end - d.start) as u64;
+                        }
+                    } else {
+                        outb.extend(&ex.up_in.bytes()[..step.consumed]);
+                        ex.bytes_sent += step.consumed as u64;
+                    }
+                    ex.up_in.consume(step.consumed);
+                    if step.done {
+                        ex.resp_body = RespBody::Done;
+                    }
+                }
+            }
+            progress = true;
+        }
+        if ex.up_eof && ex.up_in.is_empty() {
+            match ex.resp_body {
+                RespBody::Close => ex.resp_body = RespBody::Done,
+                RespBody::Done => {}
+                _ => return Err(Failure::Broken(io::Error::new(io::ErrorKind::UnexpectedEof, "upstream closed mid body"))),
+            }
+            if ex.tunnel {
+                ex.close_after = true;
+            }
+        }
+    } else if ex.up_eof {
+        return Err(Failure::Broken(io::Error::new(io::ErrorKind::UnexpectedEof, "upstream closed before responding")));
+    }
+    Ok(progress)
+}
+
+fn is_tls_listener(generation: &Generation, listener: usize) -> bool {
+    generation.listeners.get(listener).is_some_and(|l| l.tls.is_some())
+}
+
+fn tls_info(io: &Transport) -> (Option<&'static str>, Option<&'static str>) {
+    match io.tls_conn() {
+        Some(c) => crate::tls::describe(c),
+        None => (None, None),
+    }
+}
+
+fn log_exchange(cx: &mut Cx<'_>, peer: SocketAddr, io: &Transport, ex: &Exchange) {
+    let (tls_version, tls_cipher) = tls_info(io);
+    let up = &ex.generation.config.upstreams[ex.upstream];
+    let addr = ex.up.and_then(|k| cx.ups.get(k)).map(|u| u.addr).or_else(|| up.servers[ex.server].addrs.first().copied());
+    let rec = Record {
+        time: ex.started_wall,
+        remote_addr: peer.ip(),
+        method: ex.req.method(),
+        uri: ex.req.target(),
+        minor: ex.req.minor,
+        status: ex.status,
+        bytes_sent: ex.bytes_sent,
+        referer: ex.req.head.get("referer").unwrap_or(b""),
+        user_agent: ex.req.head.get("user-agent").unwrap_or(b""),
+        duration: cx.now.saturating_duration_since(ex.started),
+        upstream: Some(&up.name),
+        upstream_addr: addr,
+        upstream_time: ex.up_first_byte.map(|t| t.saturating_duration_since(ex.connect_started)),
+        listener: &ex.generation.config.listeners[ex.listener].name,
+        tls_version,
+        tls_cipher,
+    };
+    cx.log.record(&rec);
+}
+
+#[allow(clippy::too_many_arguments)]
+fn log_simple(
+    cx: &mut Cx<'_>,
+    peer: SocketAddr,
+    io: &Transport,
+    generation: &Generation,
+    listener: Option<usize>,
+    req: Option<&RequestHead>,
+    method: &str,
+    target: &str,
+    minor: u8,
+    status: u16,
+    bytes_sent: u64,
+) {
+    let (tls_version, tls_cipher) = tls_info(io);
+    let rec = Record {
+        time: SystemTime::now(),
+        remote_addr: peer.ip(),
+        method,
+        uri: target,
+        minor,
+        status,
+        bytes_sent,
+        referer: req.and_then(|r| r.head.get("referer")).unwrap_or(b""),
+        user_agent: req.and_then(|r| r.head.get("user-agent")).unwrap_or(b""),
+        duration: Duration::ZERO,
+        upstream: None,
+        upstream_addr: None,
+        upstream_time: None,
+        listener: listener.and_then(|l| generation.config.listeners.get(l)).map_or("-", |l| l.name.as_str()),
+        tls_version,
+        tls_cipher,
+    };
+    cx.log.record(&rec);
+}
+
+/// Registers a new client socket.
+pub fn register(registry: &Registry, io: &mut Transport, key: usize) -> io::Result<()> {
+    registry.register(io.socket_mut(), Tok::Client(key).token(), Interest::READABLE | Interest::WRITABLE)
+}

@@ -1,0 +1,4 @@
+//! Upstream connections: non-blocking connect and the per-worker pool of
+//! idle keep-alive connections.
+
+pub mod pool;
