@@ -4,6 +4,7 @@
 //! collects every error with its `FILE:LINE:COL`. Nothing here binds sockets
 //! or reads certificates; that is the generation builder's job.
 
+mod checks;
 mod file;
 pub mod model;
 mod units;
@@ -85,3 +86,6 @@ pub fn watched_files(config: &Config) -> Vec<PathBuf> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests;
