@@ -54,10 +54,10 @@ pub fn host_pattern(raw: &str) -> Result<HostPattern, String> {
         }
     } else if valid_name(h) {
         return Ok(HostPattern::Exact(h.to_owned()));
-    } else if let Some(inner) = h.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
-        if inner.parse::<std::net::Ipv6Addr>().is_ok() {
-            return Ok(HostPattern::Exact(h.to_owned()));
-        }
+    } else if let Some(inner) = h.strip_prefix('[').and_then(|r| r.strip_suffix(']'))
+        && inner.parse::<std::net::Ipv6Addr>().is_ok()
+    {
+        return Ok(HostPattern::Exact(h.to_owned()));
     }
     Err(format!(
         "host \"{raw}\" is not a host name or *.suffix wildcard (no port, no scheme; omit hosts for any host)"

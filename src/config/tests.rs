@@ -918,3 +918,17 @@ fn every_accepted_key_is_documented_in_the_man_page() {
         "keys missing from man/torii.toml.5: {missing:?}"
     );
 }
+
+#[test]
+fn man_page_example_is_valid() {
+    let man = include_str!("../../man/torii.toml.5");
+    let start = man.find("\n.SH EXAMPLE").expect("EXAMPLE section");
+    let block = &man[start..];
+    let (Some(from), Some(to)) = (block.find(".EX\n"), block.find("\n.EE")) else {
+        panic!("no .EX block in EXAMPLE");
+    };
+    let text = block[from + 4..to].replace("\\-", "-").replace("\\e", "\\");
+    let loaded = ok(&text);
+    assert_eq!(loaded.config.routes.len(), 3);
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+}

@@ -187,13 +187,13 @@ impl Ctx<'_> {
     }
 
     fn action(&mut self, r: &RouteFile, upstream_index: &HashMap<String, usize>) -> Option<Action> {
-        if r.redirect.is_none() {
-            if let Some(s) = &r.status {
-                self.err(
-                    s.span(),
-                    "route: status only applies to redirect (respond has its own status)",
-                );
-            }
+        if r.redirect.is_none()
+            && let Some(s) = &r.status
+        {
+            self.err(
+                s.span(),
+                "route: status only applies to redirect (respond has its own status)",
+            );
         }
         if let Some(u) = &r.upstream {
             return match upstream_index.get(u.get_ref()) {
