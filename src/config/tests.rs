@@ -932,3 +932,13 @@ fn man_page_example_is_valid() {
     assert_eq!(loaded.config.routes.len(), 3);
     assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
 }
+
+#[test]
+fn a_bad_listener_does_not_make_its_routes_fail_too() {
+    one_error(
+        "[[listener]]\nname = \"l\"\nbind = \"nowhere\"\n[[route]]\nlisteners = [\"l\"]\nrespond = {}\n",
+        3,
+        8,
+        "not an ip:port",
+    );
+}

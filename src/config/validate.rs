@@ -526,7 +526,9 @@ impl Ctx<'_> {
                             l.bind.get_ref()
                         ),
                     );
-                    continue;
+                    // Keep the listener (the model is discarded anyway) so
+                    // routes naming it do not get a second, misleading error.
+                    SocketAddr::from(([0, 0, 0, 0], 0))
                 }
             };
             // Port 0 asks the kernel for a fresh port each time, so two such
