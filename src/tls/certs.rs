@@ -34,6 +34,8 @@ pub enum TlsError {
     },
     NoCertificate(PathBuf),
     NoKey(PathBuf),
+    /// A passphrase-protected key: torii starts unattended, so it cannot ask.
+    EncryptedKey(PathBuf),
     BadCertificate {
         path: PathBuf,
         detail: String,
@@ -69,6 +71,14 @@ impl fmt::Display for TlsError {
             }
             TlsError::NoCertificate(path) => write!(f, "no certificate in {}", path.display()),
             TlsError::NoKey(path) => write!(f, "no private key in {}", path.display()),
+            TlsError::EncryptedKey(path) => write!(
+                f,
+                "private key in {} is encrypted; remove the passphrase with \
+                 `openssl pkey -in {} -out {}.nopass` and name that file instead",
+                path.display(),
+                path.display(),
+                path.display()
+            ),
             TlsError::BadCertificate { path, detail } => {
                 write!(
                     f,
@@ -274,6 +284,12 @@ fn read_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
 /// that also holds the certificate (a combined PEM) works as well.
 fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
     let bytes = read_file(path)?;
+    // PKCS#8 "ENCRYPTED PRIVATE KEY" and the legacy "Proc-Type: 4,ENCRYPTED"
+    // header (`openssl genrsa -des3`) would otherwise read as "no key" or
+    // as a parse error that hides the real cause.
+    if contains(&bytes, b"ENCRYPTED PRIVATE KEY") || contains(&bytes, b"Proc-Type: 4,ENCRYPTED") {
+        return Err(TlsError::EncryptedKey(path.to_path_buf()));
+    }
     match PrivateKeyDer::from_pem_slice(&bytes) {
         Ok(key) => Ok(key),
         Err(pem::Error::NoItemsFound) => Err(TlsError::NoKey(path.to_path_buf())),
@@ -282,4 +298,8 @@ fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
             detail: e.to_string(),
         }),
     }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
 }

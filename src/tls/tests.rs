@@ -11,6 +11,8 @@ use rustls::{
     ClientConfig, ClientConnection, HandshakeKind, RootCertStore, ServerConfig, ServerConnection,
 };
 
+use rustls_pki_types::pem::PemObject;
+
 use super::*;
 use crate::config::model::Pos;
 
@@ -207,6 +209,24 @@ fn key_file_without_key_says_so() {
 }
 
 #[test]
+fn encrypted_key_is_named_as_such() {
+    let d = Scratch::new("encrypted");
+    let cert = d.copy("rsa.crt", 0o644);
+    let legacy = "-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\n\
+                  DEK-Info: DES-EDE3-CBC,0123456789ABCDEF\n\nAAAA\n-----END RSA PRIVATE KEY-----\n";
+    let pkcs8 =
+        "-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n";
+    for (name, text) in [("legacy.key", legacy), ("pkcs8.key", pkcs8)] {
+        let key = d.write(name, text, 0o600);
+        let err = build_one(files(cert.clone(), key.clone())).err().unwrap();
+        assert!(
+            err.starts_with(&format!("private key in {} is encrypted", key.display())),
+            "{err}"
+        );
+    }
+}
+
+#[test]
 fn cert_file_without_certificate_says_so() {
     let d = Scratch::new("nocert");
     let key = d.copy("ec_sec1.key", 0o600);
@@ -350,8 +370,6 @@ fn ca_root() -> Vec<CertificateDer<'static>> {
     let pem = std::fs::read(fixture("ca.crt")).unwrap();
     vec![CertificateDer::from_pem_slice(&pem).unwrap()]
 }
-
-use rustls_pki_types::pem::PemObject;
 
 /// Runs a handshake entirely in memory by moving bytes between the two ends.
 fn handshake(
