@@ -11,7 +11,11 @@ use crate::runtime::generation::Generation;
 use crate::tls::{self, TlsShared};
 
 #[derive(Parser, Debug)]
-#[command(name = "torii", version, about = "A reverse proxy that reloads without dropping a connection")]
+#[command(
+    name = "torii",
+    version,
+    about = "A reverse proxy that reloads without dropping a connection"
+)]
 pub struct Cli {
     /// Configuration file [default: $TORII_CONFIG, else /etc/torii/torii.toml]
     #[arg(short = 'c', long = "config", value_name = "FILE")]
@@ -109,7 +113,13 @@ fn test_config(path: &Path) -> i32 {
         }
     };
     for w in &loaded.warnings {
-        eprintln!("{}:{}:{}: warning: {}", w.file.display(), w.pos.line, w.pos.col, w.message);
+        eprintln!(
+            "{}:{}:{}: warning: {}",
+            w.file.display(),
+            w.pos.line,
+            w.pos.col,
+            w.message
+        );
     }
     let tls = match TlsShared::new() {
         Ok(t) => t,
@@ -122,9 +132,18 @@ fn test_config(path: &Path) -> i32 {
     match Generation::build(0, loaded.config, None, &tls, workers, false) {
         Ok(generation) => {
             for w in &generation.warnings {
-                eprintln!("{}:{}:{}: warning: {}", w.file.display(), w.pos.line, w.pos.col, w.message);
+                eprintln!(
+                    "{}:{}:{}: warning: {}",
+                    w.file.display(),
+                    w.pos.line,
+                    w.pos.col,
+                    w.message
+                );
             }
-            println!("torii: configuration file {} test is successful", path.display());
+            println!(
+                "torii: configuration file {} test is successful",
+                path.display()
+            );
             0
         }
         Err(errors) => {
@@ -147,7 +166,10 @@ fn send_signal(path: &Path, sig: SignalName) -> i32 {
         }
     };
     let Some(pid_file) = loaded.config.global.pid_file else {
-        eprintln!("torii: {} sets no global.pid_file: cannot find the running process", path.display());
+        eprintln!(
+            "torii: {} sets no global.pid_file: cannot find the running process",
+            path.display()
+        );
         return EXIT_RUNTIME;
     };
     let text = match std::fs::read_to_string(&pid_file) {

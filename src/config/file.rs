@@ -98,6 +98,7 @@ pub struct TimeoutsFile {
     pub client_header: Option<Spanned<IntOrStr>>,
     pub client_body: Option<Spanned<IntOrStr>>,
     pub client_keepalive: Option<Spanned<IntOrStr>>,
+    pub client_send: Option<Spanned<IntOrStr>>,
     pub upstream_connect: Option<Spanned<IntOrStr>>,
     pub upstream_read: Option<Spanned<IntOrStr>>,
     pub upstream_send: Option<Spanned<IntOrStr>>,

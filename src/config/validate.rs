@@ -42,6 +42,7 @@ impl Default for Timeouts {
             client_header: Duration::from_secs(10),
             client_body: Duration::from_secs(60),
             client_keepalive: Duration::from_secs(75),
+            client_send: Duration::from_secs(60),
             upstream_connect: Duration::from_secs(5),
             upstream_read: Duration::from_secs(60),
             upstream_send: Duration::from_secs(60),
@@ -348,6 +349,7 @@ impl Ctx<'_> {
             &mut out.client_keepalive,
             false,
         );
+        self.duration(&t.client_send, "client_send", &mut out.client_send, false);
         self.duration(
             &t.upstream_connect,
             "upstream_connect",

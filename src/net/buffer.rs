@@ -14,7 +14,10 @@ pub struct Buf {
 
 impl Buf {
     pub fn new() -> Buf {
-        Buf { data: Vec::new(), start: 0 }
+        Buf {
+            data: Vec::new(),
+            start: 0,
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -59,7 +62,10 @@ impl Buf {
     /// Spare space of at least `want` bytes (but keeping the total length
     /// under `limit`) to read into; call [`Buf::commit`] with what was read.
     pub fn spare(&mut self, limit: usize) -> &mut [u8] {
-        if self.start > 0 && (self.start >= self.data.len() / 2 || self.data.len() + IO_SIZE > self.data.capacity()) {
+        if self.start > 0
+            && (self.start >= self.data.len() / 2
+                || self.data.len() + IO_SIZE > self.data.capacity())
+        {
             self.data.drain(..self.start);
             self.start = 0;
         }

@@ -53,13 +53,19 @@ impl Bound {
 
     /// A listener that owns no socket (`torii -t` binds nothing).
     pub fn unbound(addr: SocketAddr) -> Bound {
-        Bound { addr, sockets: Vec::new() }
+        Bound {
+            addr,
+            sockets: Vec::new(),
+        }
     }
 
     /// The socket of worker `index`, duplicated for that worker's poll.
     pub fn for_worker(&self, index: usize) -> io::Result<mio::net::TcpListener> {
         let Some(socket) = self.sockets.get(index % self.sockets.len().max(1)) else {
-            return Err(io::Error::new(io::ErrorKind::NotFound, "listener has no socket"));
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                "listener has no socket",
+            ));
         };
         Ok(mio::net::TcpListener::from_std(socket.try_clone()?))
     }

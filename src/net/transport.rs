@@ -30,7 +30,11 @@ const TLS_WRITE_CHUNK: usize = 16 * 1024;
 
 impl Transport {
     pub fn tls(sock: TcpStream, conn: ServerConnection) -> Transport {
-        Transport::Tls(Box::new(TlsStream { sock, conn, eof: false }))
+        Transport::Tls(Box::new(TlsStream {
+            sock,
+            conn,
+            eof: false,
+        }))
     }
 
     pub fn socket(&self) -> &TcpStream {
@@ -144,7 +148,10 @@ impl TlsStream {
         if !self.flush()? {
             return Err(io::ErrorKind::WouldBlock.into());
         }
-        let n = self.conn.writer().write(&buf[..buf.len().min(TLS_WRITE_CHUNK)])?;
+        let n = self
+            .conn
+            .writer()
+            .write(&buf[..buf.len().min(TLS_WRITE_CHUNK)])?;
         match self.flush() {
             Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}

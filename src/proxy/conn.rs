@@ -35,9 +35,9 @@ use crate::log::access::Record;
 use crate::net::buffer::{Buf, IO_SIZE};
 use crate::net::listener::Bound;
 use crate::net::transport::Transport;
+use crate::route::path;
 use crate::runtime::generation::Generation;
 use crate::runtime::token::Tok;
-use crate::route::path;
 use crate::upstream::pool::UpConn;
 
 /// Buffered bytes per direction before reading pauses.
@@ -73,10 +73,16 @@ enum Phase {
     /// Waiting for a request head. `since`: when its first byte (or, for the
     /// first request, the connection) arrived; `None` while idle between
     /// keep-alive requests.
-    Head { since: Option<Instant>, idle_from: Instant },
+    Head {
+        since: Option<Instant>,
+        idle_from: Instant,
+    },
     Exchange(Box<Exchange>),
     /// Writing out `outb`, then closing (after lingering).
-    Closing { since: Instant, shut: bool },
+    Closing {
+        since: Instant,
+        shut: bool,
+    },
     Done,
 }
 
@@ -185,7 +191,9 @@ impl Client {
 
     /// Idle between requests: the first to go on a graceful stop.
     pub fn is_idle(&self) -> bool {
-        matches!(self.phase, Phase::Head { since: None, .. }) && self.inb.is_empty() && self.outb.is_empty()
+        matches!(self.phase, Phase::Head { since: None, .. })
+            && self.inb.is_empty()
+            && self.outb.is_empty()
     }
 
     /// The upstream connection this client is using, if any.
@@ -203,7 +211,10 @@ impl Client {
         match &mut self.phase {
             Phase::Exchange(ex) => ex.close_after = true,
             Phase::Head { .. } if idle => {
-                self.phase = Phase::Closing { since: now, shut: false };
+                self.phase = Phase::Closing {
+                    since: now,
+                    shut: false,
+                };
             }
             _ => {}
         }
@@ -412,7 +423,10 @@ impl Client {
 
     /// The generation and listener index a new request runs with.
     fn current_listener(&mut self) -> (Arc<Generation>, Option<usize>) {
-        (self.generation.clone(), self.generation.listener_index(&self.bound))
+        (
+            self.generation.clone(),
+            self.generation.listener_index(&self.bound),
+        )
     }
 
     fn start_request(&mut self, cx: &mut Cx<'_>, req: RequestHead) {
@@ -448,11 +462,29 @@ impl Client {
         };
         let Some(normalized) = normalized else {
             tracing::info!(peer = %self.peer, "bad request: target {target_str:?} cannot be normalised");
-            self.canned_error(cx, (generation, Some(listener)), Some(&req), 400, true, &method, &target_str, req.minor);
+            self.canned_error(
+                cx,
+                (generation, Some(listener)),
+                Some(&req),
+                400,
+                true,
+                &method,
+                &target_str,
+                req.minor,
+            );
             return;
         };
         let Some(route_index) = generation.routes.lookup(listener, &req.host, &normalized) else {
-            self.canned_error(cx, (generation, Some(listener)), Some(&req), 404, !keep || has_body, &method, &target_str, req.minor);
+            self.canned_error(
+                cx,
+                (generation, Some(listener)),
+                Some(&req),
+                404,
+                !keep || has_body,
+                &method,
+                &target_str,
+                req.minor,
+            );
             return;
         };
         let route: &Route = &generation.config.routes[route_index];
@@ -460,18 +492,48 @@ impl Client {
             if let RequestBody::Length(n) = req.body {
                 if n > max {
                     tracing::info!(peer = %self.peer, "request body of {n} bytes over the limit of {max}");
-                    self.canned_error(cx, (generation.clone(), Some(listener)), Some(&req), 413, true, &method, &target_str, req.minor);
+                    self.canned_error(
+                        cx,
+                        (generation.clone(), Some(listener)),
+                        Some(&req),
+                        413,
+                        true,
+                        &method,
+                        &target_str,
+                        req.minor,
+                    );
                     return;
                 }
             }
         }
         match &route.action {
-            Action::Respond { status, body, content_type } => {
+            Action::Respond {
+                status,
+                body,
+                content_type,
+            } => {
                 let close = !keep || has_body;
                 let hdrs = merged_headers(&generation, listener, Some(route), &[]);
                 let mut out = Vec::new();
-                canned::write(&mut out, *status, content_type, body.as_bytes(), close, head_only, &hdrs);
-                self.finish_canned(cx, &generation, listener, &req, *status, out, close, body.len());
+                canned::write(
+                    &mut out,
+                    *status,
+                    content_type,
+                    body.as_bytes(),
+                    close,
+                    head_only,
+                    &hdrs,
+                );
+                self.finish_canned(
+                    cx,
+                    &generation,
+                    listener,
+                    &req,
+                    *status,
+                    out,
+                    close,
+                    body.len(),
+                );
             }
             Action::Redirect { template, status } => {
                 let host = if req.host.is_empty() {
@@ -486,14 +548,41 @@ impl Client {
                     s = status,
                     r = canned::reason(*status)
                 );
-                let hdrs = merged_headers(&generation, listener, Some(route), &[("Location", &location)]);
+                let hdrs = merged_headers(
+                    &generation,
+                    listener,
+                    Some(route),
+                    &[("Location", &location)],
+                );
                 let mut out = Vec::new();
-                canned::write(&mut out, *status, "text/html", body.as_bytes(), close, head_only, &hdrs);
-                self.finish_canned(cx, &generation, listener, &req, *status, out, close, body.len());
+                canned::write(
+                    &mut out,
+                    *status,
+                    "text/html",
+                    body.as_bytes(),
+                    close,
+                    head_only,
+                    &hdrs,
+                );
+                self.finish_canned(
+                    cx,
+                    &generation,
+                    listener,
+                    &req,
+                    *status,
+                    out,
+                    close,
+                    body.len(),
+                );
             }
             Action::Upstream(upstream) => {
                 let upstream = *upstream;
-                let up_target = request::upstream_target(&target, &normalized, &route.path, route.upstream_path.as_deref());
+                let up_target = request::upstream_target(
+                    &target,
+                    &normalized,
+                    &route.path,
+                    route.upstream_path.as_deref(),
+                );
                 let req_body = match req.body {
                     RequestBody::None | RequestBody::Length(0) => ReqBody::Done,
                     RequestBody::Length(n) => ReqBody::Length(n),
@@ -565,7 +654,19 @@ impl Client {
         let sent = out.len() as u64;
         self.outb.extend(&out);
         let _ = body_len;
-        log_simple(cx, self.peer, &self.io, generation, Some(listener), Some(req), req.method(), req.target(), req.minor, status, sent);
+        log_simple(
+            cx,
+            self.peer,
+            &self.io,
+            generation,
+            Some(listener),
+            Some(req),
+            req.method(),
+            req.target(),
+            req.minor,
+            status,
+            sent,
+        );
         self.next_after_response(cx.now, close);
     }
 
@@ -590,25 +691,48 @@ impl Client {
         canned::error(&mut out, status, close, method == "HEAD", &hdrs);
         let sent = out.len() as u64;
         self.outb.extend(&out);
-        log_simple(cx, self.peer, &self.io, &generation, listener, req, method, target, minor, status, sent);
+        log_simple(
+            cx,
+            self.peer,
+            &self.io,
+            &generation,
+            listener,
+            req,
+            method,
+            target,
+            minor,
+            status,
+            sent,
+        );
         self.next_after_response(cx.now, close);
     }
 
     fn next_after_response(&mut self, now: Instant, close: bool) {
         if close {
-            self.phase = Phase::Closing { since: now, shut: false };
+            self.phase = Phase::Closing {
+                since: now,
+                shut: false,
+            };
         } else {
-            self.phase = Phase::Head { since: None, idle_from: now };
+            self.phase = Phase::Head {
+                since: None,
+                idle_from: now,
+            };
         }
     }
 
     /// Opens (or takes from the pool) a connection to the exchange's server.
     fn connect(&mut self, cx: &mut Cx<'_>) -> io::Result<()> {
-        let Phase::Exchange(ex) = &mut self.phase else { return Ok(()) };
+        let Phase::Exchange(ex) = &mut self.phase else {
+            return Ok(());
+        };
         let upstream = &ex.generation.config.upstreams[ex.upstream];
         loop {
             if ex.tried >= upstream.servers.len() {
-                return Err(io::Error::new(io::ErrorKind::ConnectionRefused, "every server failed"));
+                return Err(io::Error::new(
+                    io::ErrorKind::ConnectionRefused,
+                    "every server failed",
+                ));
             }
             let server = &upstream.servers[ex.server];
             let Some(&addr) = server.addrs.first() else {
@@ -631,7 +755,9 @@ impl Client {
                     upgrade: ex.upgrade,
                     edits: &ex.generation.config.routes[ex.route].request_headers,
                     route_prefix: &ex.generation.config.routes[ex.route].path,
-                    upstream_prefix: ex.generation.config.routes[ex.route].upstream_path.as_deref(),
+                    upstream_prefix: ex.generation.config.routes[ex.route]
+                        .upstream_path
+                        .as_deref(),
                 },
             );
             ex.connect_started = cx.now;
@@ -651,7 +777,11 @@ impl Client {
                     let entry = cx.ups.vacant_entry();
                     let k = entry.key();
                     let mut up = UpConn::new(sock, addr, cx.key, cx.now);
-                    if let Err(e) = cx.registry.register(&mut up.sock, Tok::Upstream(k).token(), Interest::READABLE | Interest::WRITABLE) {
+                    if let Err(e) = cx.registry.register(
+                        &mut up.sock,
+                        Tok::Upstream(k).token(),
+                        Interest::READABLE | Interest::WRITABLE,
+                    ) {
                         tracing::warn!("cannot register upstream socket: {e}");
                         return Err(e);
                     }
@@ -669,7 +799,9 @@ impl Client {
     }
 
     fn step_exchange(&mut self, cx: &mut Cx<'_>) -> Result<bool, ()> {
-        let Phase::Exchange(ex) = &mut self.phase else { return Ok(false) };
+        let Phase::Exchange(ex) = &mut self.phase else {
+            return Ok(false);
+        };
         match pump(ex, cx, &mut self.inb, &mut self.outb, self.eof, self.peer) {
             Ok(progress) => {
                 if exchange_complete(ex) {
@@ -694,10 +826,13 @@ impl Client {
                 let retry = ex.reused
                     && !ex.retried
                     && ex.up_first_byte.is_none()
-                    && (ex.up_written == 0 || (request::idempotent(ex.req.method()) && ex.body_moved == 0));
+                    && (ex.up_written == 0
+                        || (request::idempotent(ex.req.method()) && ex.body_moved == 0));
                 drop_up(cx, ex);
                 if retry {
-                    tracing::debug!("pooled upstream connection broke ({e}); retrying on a fresh one");
+                    tracing::debug!(
+                        "pooled upstream connection broke ({e}); retrying on a fresh one"
+                    );
                     ex.retried = true;
                     if self.connect(cx).is_err() {
                         self.fail_exchange(cx, 502);
@@ -731,25 +866,40 @@ impl Client {
     /// Ends an exchange with an error status when no response byte went to
     /// the client yet; otherwise the only honest signal left is closing.
     fn fail_exchange(&mut self, cx: &mut Cx<'_>, status: u16) {
-        let Phase::Exchange(ex) = &mut self.phase else { return };
+        let Phase::Exchange(ex) = &mut self.phase else {
+            return;
+        };
         drop_up(cx, ex);
         if ex.resp.is_some() {
             log_exchange(cx, self.peer, &self.io, ex);
-            self.phase = Phase::Closing { since: cx.now, shut: false };
+            self.phase = Phase::Closing {
+                since: cx.now,
+                shut: false,
+            };
             return;
         }
-        let hdrs = merged_headers(&ex.generation, ex.listener, Some(&ex.generation.config.routes[ex.route]), &[]);
+        let hdrs = merged_headers(
+            &ex.generation,
+            ex.listener,
+            Some(&ex.generation.config.routes[ex.route]),
+            &[],
+        );
         let mut out = Vec::new();
         canned::error(&mut out, status, true, ex.req.method() == "HEAD", &hdrs);
         ex.status = status;
         ex.bytes_sent += out.len() as u64;
         self.outb.extend(&out);
         log_exchange(cx, self.peer, &self.io, ex);
-        self.phase = Phase::Closing { since: cx.now, shut: false };
+        self.phase = Phase::Closing {
+            since: cx.now,
+            shut: false,
+        };
     }
 
     fn finish_exchange(&mut self, cx: &mut Cx<'_>) {
-        let Phase::Exchange(ex) = &mut self.phase else { return };
+        let Phase::Exchange(ex) = &mut self.phase else {
+            return;
+        };
         let upstream = &ex.generation.config.upstreams[ex.upstream];
         let reusable = upstream.keepalive
             && !ex.tunnel
@@ -766,7 +916,8 @@ impl Client {
             }
         }
         log_exchange(cx, self.peer, &self.io, ex);
-        let close = ex.close_after || ex.tunnel || !matches!(ex.req_body, ReqBody::Done) || cx.draining;
+        let close =
+            ex.close_after || ex.tunnel || !matches!(ex.req_body, ReqBody::Done) || cx.draining;
         self.next_after_response(cx.now, close);
         if !close {
             self.inb.shrink();
@@ -779,9 +930,15 @@ impl Client {
         let t = &self.generation.config.timeouts;
         self.deadline = match &self.phase {
             Phase::Head { since: Some(s), .. } => *s + t.client_header,
-            Phase::Head { since: None, idle_from } => *idle_from + t.client_keepalive,
+            Phase::Head {
+                since: None,
+                idle_from,
+            } => *idle_from + t.client_keepalive,
             Phase::Exchange(ex) => {
-                let connecting = ex.up.and_then(|k| cx.ups.get(k)).is_none_or(|u| u.connecting);
+                let connecting = ex
+                    .up
+                    .and_then(|k| cx.ups.get(k))
+                    .is_none_or(|u| u.connecting);
                 exchange_deadline(ex, &self.outb, connecting)
             }
             Phase::Closing { since, .. } => *since + LINGER + t.client_send,
@@ -804,7 +961,10 @@ impl Client {
             }
             Phase::Exchange(ex) => {
                 let t = ex.generation.config.timeouts;
-                let connecting = ex.up.and_then(|k| cx.ups.get(k)).is_some_and(|u| u.connecting);
+                let connecting = ex
+                    .up
+                    .and_then(|k| cx.ups.get(k))
+                    .is_some_and(|u| u.connecting);
                 if connecting {
                     let generation = ex.generation.clone();
                     let up = &generation.config.upstreams[ex.upstream];
@@ -817,7 +977,8 @@ impl Client {
                     }
                     return self.drive(cx);
                 }
-                let waiting_client_body = !matches!(ex.req_body, ReqBody::Done) && ex.up_out.is_empty() && !ex.tunnel;
+                let waiting_client_body =
+                    !matches!(ex.req_body, ReqBody::Done) && ex.up_out.is_empty() && !ex.tunnel;
                 if waiting_client_body {
                     tracing::info!(peer = %self.peer, "request body stalled for {:?}", t.client_body);
                     self.fail_exchange(cx, 408);
@@ -840,7 +1001,12 @@ impl Client {
 
 /// Builds `(name, value)` pairs of the listener's then the route's
 /// `response_headers`, plus `extra`.
-fn merged_headers<'g>(generation: &'g Generation, listener: usize, route: Option<&'g Route>, extra: &[(&'g str, &'g str)]) -> Vec<(&'g str, &'g str)> {
+fn merged_headers<'g>(
+    generation: &'g Generation,
+    listener: usize,
+    route: Option<&'g Route>,
+    extra: &[(&'g str, &'g str)],
+) -> Vec<(&'g str, &'g str)> {
     let mut v: Vec<(&str, &str)> = Vec::new();
     let mut add = |k: &'g str, val: &'g str| {
         v.retain(|(n, _)| !n.eq_ignore_ascii_case(k));
@@ -873,7 +1039,10 @@ fn drop_up(cx: &mut Cx<'_>, ex: &mut Exchange) {
 fn exchange_complete(ex: &Exchange) -> bool {
     if ex.tunnel {
         // Both directions ended and were flushed.
-        return ex.up_eof && ex.up_in.is_empty() && matches!(ex.req_body, ReqBody::Done) && ex.up_out.is_empty();
+        return ex.up_eof
+            && ex.up_in.is_empty()
+            && matches!(ex.req_body, ReqBody::Done)
+            && ex.up_out.is_empty();
     }
     ex.resp.is_some() && matches!(ex.resp_body, RespBody::Done) && ex.up_in.is_empty()
 }
@@ -900,11 +1069,20 @@ fn exchange_deadline(ex: &Exchange, outb: &Buf, connecting: bool) -> Instant {
 
 /// Moves bytes between the four buffers and the upstream socket. Returns
 /// whether anything moved.
-fn pump(ex: &mut Exchange, cx: &mut Cx<'_>, inb: &mut Buf, outb: &mut Buf, client_eof: bool, peer: SocketAddr) -> Result<bool, Failure> {
+fn pump(
+    ex: &mut Exchange,
+    cx: &mut Cx<'_>,
+    inb: &mut Buf,
+    outb: &mut Buf,
+    client_eof: bool,
+    peer: SocketAddr,
+) -> Result<bool, Failure> {
     let mut progress = false;
     let Some(k) = ex.up else { return Ok(false) };
     let Some(up) = cx.ups.get_mut(k) else {
-        return Err(Failure::Broken(io::Error::other("upstream connection vanished")));
+        return Err(Failure::Broken(io::Error::other(
+            "upstream connection vanished",
+        )));
     };
 
     // Connect completion.
@@ -956,7 +1134,9 @@ fn pump(ex: &mut Exchange, cx: &mut Cx<'_>, inb: &mut Buf, outb: &mut Buf, clien
             }
             ReqBody::Chunked(dec) => {
                 let avail = inb.len().min(room);
-                let step = dec.feed(&inb.bytes()[..avail]).map_err(|e| Failure::Client(400, e.reason))?;
+                let step = dec
+                    .feed(&inb.bytes()[..avail])
+                    .map_err(|e| Failure::Client(400, e.reason))?;
                 if step.consumed == 0 {
                     break;
                 }
@@ -989,7 +1169,10 @@ fn pump(ex: &mut Exchange, cx: &mut Cx<'_>, inb: &mut Buf, outb: &mut Buf, clien
             }
             _ => {
                 let _ = peer;
-                return Err(Failure::Client(400, "client closed during the request body"));
+                return Err(Failure::Client(
+                    400,
+                    "client closed during the request body",
+                ));
             }
         }
     }
@@ -1031,7 +1214,11 @@ fn pump(ex: &mut Exchange, cx: &mut Cx<'_>, inb: &mut Buf, outb: &mut Buf, clien
     // upstream -> up_in.
     let want_in = !ex.up_eof && !up.connecting && up.readable;
     if want_in {
-        let limit = if ex.resp.is_none() { limits.max_response_head.max(IO_SIZE) } else { BUF_LIMIT };
+        let limit = if ex.resp.is_none() {
+            limits.max_response_head.max(IO_SIZE)
+        } else {
+            BUF_LIMIT
+        };
         if ex.up_in.len() < limit {
             let spare = ex.up_in.spare(limit);
             let len = spare.len();
@@ -1104,9 +1291,19 @@ fn pump(ex: &mut Exchange, cx: &mut Cx<'_>, inb: &mut Buf, outb: &mut Buf, clien
                 }
                 let route = &ex.generation.config.routes[ex.route];
                 let server = &ex.generation.config.upstreams[ex.upstream].servers[ex.server];
-                let public_host = ex.req.head.get("host").and_then(|h| std::str::from_utf8(h).ok()).unwrap_or("");
-                let scheme = if is_tls_listener(&ex.generation, ex.listener) { "https" } else { "http" };
-                let listener_headers: &[(String, String)] = &ex.generation.config.listeners[ex.listener].response_headers;
+                let public_host = ex
+                    .req
+                    .head
+                    .get("host")
+                    .and_then(|h| std::str::from_utf8(h).ok())
+                    .unwrap_or("");
+                let scheme = if is_tls_listener(&ex.generation, ex.listener) {
+                    "https"
+                } else {
+                    "http"
+                };
+                let listener_headers: &[(String, String)] =
+                    &ex.generation.config.listeners[ex.listener].response_headers;
                 let start = outb.len();
                 headers::write_client_response(
                     outb.vec(),
@@ -1180,7 +1377,9 @@ fn pump(ex: &mut Exchange, cx: &mut Cx<'_>, inb: &mut Buf, outb: &mut Buf, clien
                 }
                 RespBody::Chunked(dec) => {
                     let avail = ex.up_in.len().min(room);
-                    let step = dec.feed(&ex.up_in.bytes()[..avail]).map_err(|e| Failure::Protocol(e.reason))?;
+                    let step = dec
+                        .feed(&ex.up_in.bytes()[..avail])
+                        .map_err(|e| Failure::Protocol(e.reason))?;
                     if step.consumed == 0 {
                         break;
                     }
@@ -1205,20 +1404,31 @@ fn pump(ex: &mut Exchange, cx: &mut Cx<'_>, inb: &mut Buf, outb: &mut Buf, clien
             match ex.resp_body {
                 RespBody::Close => ex.resp_body = RespBody::Done,
                 RespBody::Done => {}
-                _ => return Err(Failure::Broken(io::Error::new(io::ErrorKind::UnexpectedEof, "upstream closed mid body"))),
+                _ => {
+                    return Err(Failure::Broken(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "upstream closed mid body",
+                    )));
+                }
             }
             if ex.tunnel {
                 ex.close_after = true;
             }
         }
     } else if ex.up_eof {
-        return Err(Failure::Broken(io::Error::new(io::ErrorKind::UnexpectedEof, "upstream closed before responding")));
+        return Err(Failure::Broken(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "upstream closed before responding",
+        )));
     }
     Ok(progress)
 }
 
 fn is_tls_listener(generation: &Generation, listener: usize) -> bool {
-    generation.listeners.get(listener).is_some_and(|l| l.tls.is_some())
+    generation
+        .listeners
+        .get(listener)
+        .is_some_and(|l| l.tls.is_some())
 }
 
 fn tls_info(io: &Transport) -> (Option<&'static str>, Option<&'static str>) {
@@ -1231,7 +1441,11 @@ fn tls_info(io: &Transport) -> (Option<&'static str>, Option<&'static str>) {
 fn log_exchange(cx: &mut Cx<'_>, peer: SocketAddr, io: &Transport, ex: &Exchange) {
     let (tls_version, tls_cipher) = tls_info(io);
     let up = &ex.generation.config.upstreams[ex.upstream];
-    let addr = ex.up.and_then(|k| cx.ups.get(k)).map(|u| u.addr).or_else(|| up.servers[ex.server].addrs.first().copied());
+    let addr = ex
+        .up
+        .and_then(|k| cx.ups.get(k))
+        .map(|u| u.addr)
+        .or_else(|| up.servers[ex.server].addrs.first().copied());
     let rec = Record {
         time: ex.started_wall,
         remote_addr: peer.ip(),
@@ -1245,7 +1459,9 @@ fn log_exchange(cx: &mut Cx<'_>, peer: SocketAddr, io: &Transport, ex: &Exchange
         duration: cx.now.saturating_duration_since(ex.started),
         upstream: Some(&up.name),
         upstream_addr: addr,
-        upstream_time: ex.up_first_byte.map(|t| t.saturating_duration_since(ex.connect_started)),
+        upstream_time: ex
+            .up_first_byte
+            .map(|t| t.saturating_duration_since(ex.connect_started)),
         listener: &ex.generation.config.listeners[ex.listener].name,
         tls_version,
         tls_cipher,
@@ -1282,7 +1498,9 @@ fn log_simple(
         upstream: None,
         upstream_addr: None,
         upstream_time: None,
-        listener: listener.and_then(|l| generation.config.listeners.get(l)).map_or("-", |l| l.name.as_str()),
+        listener: listener
+            .and_then(|l| generation.config.listeners.get(l))
+            .map_or("-", |l| l.name.as_str()),
         tls_version,
         tls_cipher,
     };
@@ -1291,5 +1509,9 @@ fn log_simple(
 
 /// Registers a new client socket.
 pub fn register(registry: &Registry, io: &mut Transport, key: usize) -> io::Result<()> {
-    registry.register(io.socket_mut(), Tok::Client(key).token(), Interest::READABLE | Interest::WRITABLE)
+    registry.register(
+        io.socket_mut(),
+        Tok::Client(key).token(),
+        Interest::READABLE | Interest::WRITABLE,
+    )
 }

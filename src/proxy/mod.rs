@@ -52,7 +52,12 @@ pub struct Cx<'a> {
 
 impl Cx<'_> {
     /// The next server index for upstream `index` of `generation`.
-    pub fn next_server(&mut self, generation: &Arc<Generation>, index: usize, servers: usize) -> usize {
+    pub fn next_server(
+        &mut self,
+        generation: &Arc<Generation>,
+        index: usize,
+        servers: usize,
+    ) -> usize {
         if *self.rr_gen != generation.id {
             *self.rr_gen = generation.id;
             self.rr.clear();

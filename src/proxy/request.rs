@@ -41,12 +41,18 @@ pub fn split_target(target: &str) -> Target<'_> {
 /// received (origin-form), like nginx's `proxy_pass` without a URI part.
 /// With it, the route's prefix of the normalised path is replaced, the way
 /// Apache's `ProxyPass /webdav/ http://backend/dav/` maps paths.
-pub fn upstream_target(t: &Target<'_>, normalized: &str, prefix: &str, upstream_path: Option<&str>) -> String {
+pub fn upstream_target(
+    t: &Target<'_>,
+    normalized: &str,
+    prefix: &str,
+    upstream_path: Option<&str>,
+) -> String {
     let Some(up) = upstream_path else {
         return t.request_uri.to_string();
     };
     let rest = normalized.strip_prefix(prefix).unwrap_or(normalized);
-    let mut out = String::with_capacity(up.len() + rest.len() + 1 + t.query.map_or(0, |q| q.len() + 1));
+    let mut out =
+        String::with_capacity(up.len() + rest.len() + 1 + t.query.map_or(0, |q| q.len() + 1));
     out.push_str(up);
     if out.ends_with('/') && rest.starts_with('/') {
         out.push_str(&rest[1..]);
@@ -109,7 +115,10 @@ mod tests {
     #[test]
     fn split_origin_and_absolute_forms() {
         let t = split_target("/a/b?x=1");
-        assert_eq!((t.path, t.query, t.request_uri), ("/a/b", Some("x=1"), "/a/b?x=1"));
+        assert_eq!(
+            (t.path, t.query, t.request_uri),
+            ("/a/b", Some("x=1"), "/a/b?x=1")
+        );
         let t = split_target("http://Example.com:8080/p?q");
         assert_eq!((t.path, t.query, t.request_uri), ("/p", Some("q"), "/p?q"));
         let t = split_target("http://example.com");
@@ -120,9 +129,18 @@ mod tests {
     #[test]
     fn upstream_path_replaces_prefix() {
         let t = split_target("/webdav/db/cal?x");
-        assert_eq!(upstream_target(&t, "/webdav/db/cal", "/webdav/", Some("/")), "/db/cal?x");
-        assert_eq!(upstream_target(&t, "/webdav/db/cal", "/webdav/", Some("/dav/")), "/dav/db/cal?x");
-        assert_eq!(upstream_target(&t, "/webdav/db/cal", "/webdav/", None), "/webdav/db/cal?x");
+        assert_eq!(
+            upstream_target(&t, "/webdav/db/cal", "/webdav/", Some("/")),
+            "/db/cal?x"
+        );
+        assert_eq!(
+            upstream_target(&t, "/webdav/db/cal", "/webdav/", Some("/dav/")),
+            "/dav/db/cal?x"
+        );
+        assert_eq!(
+            upstream_target(&t, "/webdav/db/cal", "/webdav/", None),
+            "/webdav/db/cal?x"
+        );
         let t = split_target("/app");
         assert_eq!(upstream_target(&t, "/app", "/app", Some("/")), "/");
         let t = split_target("/app/x");
@@ -136,7 +154,10 @@ mod tests {
             expand_redirect("https://{host}{request_uri}", "erp.example.com", &t),
             "https://erp.example.com/a b/c?q=1"
         );
-        assert_eq!(expand_redirect("https://{host}:8443{path}?{query}", "h", &t), "https://h:8443/a b/c?q=1");
+        assert_eq!(
+            expand_redirect("https://{host}:8443{path}?{query}", "h", &t),
+            "https://h:8443/a b/c?q=1"
+        );
         assert_eq!(expand_redirect("/x{unknown}", "h", &t), "/x{unknown}");
     }
 

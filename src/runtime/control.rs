@@ -70,7 +70,8 @@ pub fn run(path: &Path) -> i32 {
         }
     };
     let workers = config.global.workers;
-    let sink = match access::Sink::start(&config.global.access_log, config.global.access_log_format) {
+    let sink = match access::Sink::start(&config.global.access_log, config.global.access_log_format)
+    {
         Ok(s) => s,
         Err(e) => {
             tracing::error!("cannot open access log {:?}: {e}", config.global.access_log);
@@ -142,20 +143,26 @@ pub fn run(path: &Path) -> i32 {
     match signals {
         Ok(mut signals) => {
             let tx = tx.clone();
-            let spawned = std::thread::Builder::new().name("torii-signals".into()).spawn(move || {
-                for s in signals.forever() {
-                    if tx.send(Msg::Signal(s)).is_err() {
-                        break;
+            let spawned = std::thread::Builder::new()
+                .name("torii-signals".into())
+                .spawn(move || {
+                    for s in signals.forever() {
+                        if tx.send(Msg::Signal(s)).is_err() {
+                            break;
+                        }
                     }
-                }
-            });
+                });
             if let Err(e) = spawned {
                 tracing::error!("cannot start the signal thread: {e}");
             }
         }
         Err(e) => tracing::error!("cannot install signal handlers: {e}"),
     }
-    let mut watcher = if watch { start_watcher(tx.clone()) } else { None };
+    let mut watcher = if watch {
+        start_watcher(tx.clone())
+    } else {
+        None
+    };
     let mut watched_dirs = HashSet::new();
     if let Some(w) = watcher.as_mut() {
         update_watches(w, &mut watched_dirs, &watched);
@@ -174,7 +181,15 @@ pub fn run(path: &Path) -> i32 {
         match msg {
             Msg::Signal(SIGHUP) => {
                 tracing::info!("SIGHUP: reloading");
-                reload(path, &shared, &tls, workers, &wakers, &log_handle, &mut watched);
+                reload(
+                    path,
+                    &shared,
+                    &tls,
+                    workers,
+                    &wakers,
+                    &log_handle,
+                    &mut watched,
+                );
             }
             Msg::FileChanged(p) => {
                 if !is_relevant(&p, &watched) {
@@ -188,7 +203,15 @@ pub fn run(path: &Path) -> i32 {
                     }
                 }
                 tracing::info!("{} changed: reloading", p.display());
-                reload(path, &shared, &tls, workers, &wakers, &log_handle, &mut watched);
+                reload(
+                    path,
+                    &shared,
+                    &tls,
+                    workers,
+                    &wakers,
+                    &log_handle,
+                    &mut watched,
+                );
             }
             Msg::Signal(SIGUSR1) => {
                 tracing::info!("SIGUSR1: reopening log files");
@@ -260,7 +283,10 @@ fn reload(
     // Watching keeps working whatever the outcome: a later good file is picked up.
     *watched = config::watched_files(&config);
     if config.global.workers != workers {
-        tracing::warn!("workers = {} needs a restart; keeping {workers}", config.global.workers);
+        tracing::warn!(
+            "workers = {} needs a restart; keeping {workers}",
+            config.global.workers
+        );
     }
     let summary = diff(&old.config, &config);
     let generation = match Generation::build(next_id, config, Some(&old), tls, workers, true) {
@@ -276,7 +302,10 @@ fn reload(
     for w in loaded.warnings.iter().chain(generation.warnings.iter()) {
         tracing::warn!("{w}");
     }
-    if let Err(e) = shared.sink.retarget(&generation.config.global.access_log, generation.config.global.access_log_format) {
+    if let Err(e) = shared.sink.retarget(
+        &generation.config.global.access_log,
+        generation.config.global.access_log_format,
+    ) {
         tracing::error!("access log: {e}; keeping the previous target");
     }
     if let Err(e) = log_handle.set_level(&generation.config.global.log_level) {
@@ -284,7 +313,11 @@ fn reload(
     }
     shared.generation.store(Arc::new(generation));
     wake(wakers);
-    tracing::info!(generation = next_id, "reloaded in {:?}: {summary}", t0.elapsed());
+    tracing::info!(
+        generation = next_id,
+        "reloaded in {:?}: {summary}",
+        t0.elapsed()
+    );
 }
 
 /// What changed between two configurations, for the reload log line.
@@ -301,14 +334,26 @@ fn diff(old: &Config, new: &Config) -> String {
         .filter(|l| !new.listeners.iter().any(|o| o.bind == l.bind))
         .map(|l| format!("-{}", l.bind))
         .collect();
-    let routes = if old.routes == new.routes { "unchanged" } else { "changed" };
-    let upstreams = if old.upstreams == new.upstreams { "unchanged" } else { "changed" };
+    let routes = if old.routes == new.routes {
+        "unchanged"
+    } else {
+        "changed"
+    };
+    let upstreams = if old.upstreams == new.upstreams {
+        "unchanged"
+    } else {
+        "changed"
+    };
     let certs = new.listeners.iter().filter(|l| l.tls.is_some()).count();
     let mut listeners = added;
     listeners.extend(removed);
     format!(
         "listeners {}, routes {routes} ({}), upstreams {upstreams} ({}), certificates reloaded for {certs} TLS listener(s)",
-        if listeners.is_empty() { "unchanged".to_string() } else { listeners.join(" ") },
+        if listeners.is_empty() {
+            "unchanged".to_string()
+        } else {
+            listeners.join(" ")
+        },
         new.routes.len(),
         new.upstreams.len()
     )
@@ -339,12 +384,23 @@ fn start_watcher(tx: mpsc::Sender<Msg>) -> Option<notify::RecommendedWatcher> {
 /// where they point): a directory watch survives the file being replaced by
 /// rename, a retargeted symlink (certbot `live/`) and the `..data` swap of a
 /// Kubernetes volume, which a watch on the file itself would not.
-fn update_watches(w: &mut notify::RecommendedWatcher, dirs: &mut HashSet<PathBuf>, files: &[PathBuf]) {
+fn update_watches(
+    w: &mut notify::RecommendedWatcher,
+    dirs: &mut HashSet<PathBuf>,
+    files: &[PathBuf],
+) {
     let mut wanted = HashSet::new();
     for f in files {
-        for p in [Some(f.clone()), std::fs::canonicalize(f).ok()].into_iter().flatten() {
+        for p in [Some(f.clone()), std::fs::canonicalize(f).ok()]
+            .into_iter()
+            .flatten()
+        {
             if let Some(d) = p.parent() {
-                let d = if d.as_os_str().is_empty() { PathBuf::from(".") } else { d.to_path_buf() };
+                let d = if d.as_os_str().is_empty() {
+                    PathBuf::from(".")
+                } else {
+                    d.to_path_buf()
+                };
                 wanted.insert(d);
             }
         }

@@ -80,7 +80,10 @@ impl Generation {
                 match Bound::bind(l.bind, workers) {
                     Ok(b) => Some(Arc::new(b)),
                     Err(e) => {
-                        errors.push(err(l.pos, format!("listener {}: cannot bind {}: {e}", l.name, l.bind)));
+                        errors.push(err(
+                            l.pos,
+                            format!("listener {}: cannot bind {}: {e}", l.name, l.bind),
+                        ));
                         None
                     }
                 }
@@ -105,7 +108,9 @@ impl Generation {
     /// Index of the listener that owns `bound` in this generation, if it
     /// still exists (a removed listener's connections drain).
     pub fn listener_index(&self, bound: &Arc<Bound>) -> Option<usize> {
-        self.listeners.iter().position(|l| Arc::ptr_eq(&l.bound, bound))
+        self.listeners
+            .iter()
+            .position(|l| Arc::ptr_eq(&l.bound, bound))
     }
 }
 

@@ -49,7 +49,15 @@ mod tests {
 
     #[test]
     fn tokens_round_trip() {
-        for t in [Tok::Waker, Tok::Listener(0), Tok::Listener(7), Tok::Client(0), Tok::Client(12345), Tok::Upstream(0), Tok::Upstream(99)] {
+        for t in [
+            Tok::Waker,
+            Tok::Listener(0),
+            Tok::Listener(7),
+            Tok::Client(0),
+            Tok::Client(12345),
+            Tok::Upstream(0),
+            Tok::Upstream(99),
+        ] {
             assert_eq!(Tok::from_token(t.token()), t);
         }
     }

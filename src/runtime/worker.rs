@@ -116,7 +116,9 @@ impl Worker {
                         }
                     }
                     Tok::Upstream(k) => {
-                        let Some(u) = self.ups.get_mut(k) else { continue };
+                        let Some(u) = self.ups.get_mut(k) else {
+                            continue;
+                        };
                         u.readable |= readable;
                         u.writable |= writable;
                         match u.owner {
@@ -150,7 +152,11 @@ impl Worker {
                 let limit = self.shared.generation.load().config.timeouts.shutdown;
                 if self.clients.is_empty() || now.saturating_duration_since(since) >= limit {
                     if !self.clients.is_empty() {
-                        tracing::warn!(worker = self.index, open = self.clients.len(), "shutdown timeout: closing remaining connections");
+                        tracing::warn!(
+                            worker = self.index,
+                            open = self.clients.len(),
+                            "shutdown timeout: closing remaining connections"
+                        );
                     }
                     break;
                 }
@@ -164,8 +170,15 @@ impl Worker {
         self.with_client(key, now, |c, cx| c.drive(cx));
     }
 
-    fn with_client(&mut self, key: usize, now: Instant, f: impl FnOnce(&mut Client, &mut Cx<'_>) -> Verdict) {
-        let Some(c) = self.clients.get_mut(key) else { return };
+    fn with_client(
+        &mut self,
+        key: usize,
+        now: Instant,
+        f: impl FnOnce(&mut Client, &mut Cx<'_>) -> Verdict,
+    ) {
+        let Some(c) = self.clients.get_mut(key) else {
+            return;
+        };
         let mut cx = Cx {
             now,
             key,
@@ -198,7 +211,9 @@ impl Worker {
 
     fn fire_timers(&mut self, now: Instant) {
         while let Some((at, key, id)) = self.timers.pop_due(now) {
-            let Some(c) = self.clients.get_mut(key) else { continue };
+            let Some(c) = self.clients.get_mut(key) else {
+                continue;
+            };
             if c.id != id || c.scheduled != Some(at) {
                 continue;
             }
@@ -221,13 +236,17 @@ impl Worker {
                 self.deregister_listeners();
                 return;
             }
-            let Some(l) = self.listeners.get(index) else { return };
+            let Some(l) = self.listeners.get(index) else {
+                return;
+            };
             match l.sock.accept() {
                 Ok((sock, peer)) => {
                     let _ = sock.set_nodelay(true);
                     let bound = l.bound.clone();
                     let generation = self.shared.generation.load_full();
-                    let tls = generation.listener_index(&bound).and_then(|i| generation.listeners[i].tls.clone());
+                    let tls = generation
+                        .listener_index(&bound)
+                        .and_then(|i| generation.listeners[i].tls.clone());
                     let io = match tls {
                         None => Transport::Plain(sock),
                         Some(cfg) => match rustls::ServerConnection::new(cfg) {
@@ -283,7 +302,9 @@ impl Worker {
                     sock,
                     registered: false,
                 }),
-                Err(e) => tracing::error!(worker = self.index, addr = %l.bound.addr, "cannot use listener socket: {e}"),
+                Err(e) => {
+                    tracing::error!(worker = self.index, addr = %l.bound.addr, "cannot use listener socket: {e}")
+                }
             }
         }
         // `old` now holds removed listeners: dropping them closes this
@@ -300,7 +321,8 @@ impl Worker {
             .iter()
             .flat_map(|u| u.servers.iter().flat_map(|s| s.addrs.iter().copied()))
             .collect();
-        self.pool.sweep(&mut self.ups, now, idle, |a| addrs.contains(a));
+        self.pool
+            .sweep(&mut self.ups, now, idle, |a| addrs.contains(a));
     }
 
     fn register_listeners(&mut self) {

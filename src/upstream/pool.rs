@@ -59,7 +59,12 @@ pub struct Pool {
 impl Pool {
     /// Hands out an idle live connection to `addr`, closing dead ones found
     /// on the way. Returns the slab key.
-    pub fn take(&mut self, ups: &mut Slab<UpConn>, addr: SocketAddr, owner: usize) -> Option<usize> {
+    pub fn take(
+        &mut self,
+        ups: &mut Slab<UpConn>,
+        addr: SocketAddr,
+        owner: usize,
+    ) -> Option<usize> {
         let list = self.idle.get_mut(&addr)?;
         while let Some(key) = list.pop() {
             let alive = ups.get(key).is_some_and(|u| u.is_alive());
@@ -102,11 +107,19 @@ impl Pool {
 
     /// Closes connections idle for longer than `max_idle_time`, and every
     /// idle connection to a server `keep` rejects (removed by a reload).
-    pub fn sweep(&mut self, ups: &mut Slab<UpConn>, now: Instant, max_idle_time: Duration, keep: impl Fn(&SocketAddr) -> bool) {
+    pub fn sweep(
+        &mut self,
+        ups: &mut Slab<UpConn>,
+        now: Instant,
+        max_idle_time: Duration,
+        keep: impl Fn(&SocketAddr) -> bool,
+    ) {
         self.idle.retain(|addr, list| {
             let keep_addr = keep(addr);
             list.retain(|&key| {
-                let fresh = ups.get(key).is_some_and(|u| now.saturating_duration_since(u.idle_since) < max_idle_time);
+                let fresh = ups
+                    .get(key)
+                    .is_some_and(|u| now.saturating_duration_since(u.idle_since) < max_idle_time);
                 if keep_addr && fresh {
                     true
                 } else {
