@@ -2,7 +2,8 @@
 
 /// Appends a complete response with a small body. `close` adds
 /// `Connection: close`. `extra` headers (listener and route
-/// `response_headers`, `Location`) are written as given.
+/// `response_headers`, `Location`) are written as given. Returns the body
+/// bytes written (for the access log's `$body_bytes_sent`).
 pub fn write(
     out: &mut Vec<u8>,
     status: u16,
@@ -11,7 +12,7 @@ pub fn write(
     close: bool,
     head_only: bool,
     extra: &[(&str, &str)],
-) {
+) -> u64 {
     use std::io::Write;
     let _ = write!(out, "HTTP/1.1 {} {}\r\n", status, reason(status));
     let _ = write!(
@@ -26,13 +27,21 @@ pub fn write(
         let _ = write!(out, "{k}: {v}\r\n");
     }
     out.extend_from_slice(b"\r\n");
-    if !head_only {
-        out.extend_from_slice(body);
+    if head_only {
+        return 0;
     }
+    out.extend_from_slice(body);
+    body.len() as u64
 }
 
 /// Appends the standard error page for `status`.
-pub fn error(out: &mut Vec<u8>, status: u16, close: bool, head_only: bool, extra: &[(&str, &str)]) {
+pub fn error(
+    out: &mut Vec<u8>,
+    status: u16,
+    close: bool,
+    head_only: bool,
+    extra: &[(&str, &str)],
+) -> u64 {
     let body = format!(
         "<html>\r\n<head><title>{s} {r}</title></head>\r\n<body>\r\n<center><h1>{s} {r}</h1></center>\r\n<hr><center>torii</center>\r\n</body>\r\n</html>\r\n",
         s = status,
@@ -46,7 +55,7 @@ pub fn error(out: &mut Vec<u8>, status: u16, close: bool, head_only: bool, extra
         close,
         head_only,
         extra,
-    );
+    )
 }
 
 pub fn reason(status: u16) -> &'static str {

@@ -77,6 +77,9 @@ pub fn write_upstream_request(out: &mut Vec<u8>, req: &RequestHead, up: &Upstrea
                 xff_seen = true;
                 continue;
             }
+            // torii answers `100-continue` itself and reads the body before
+            // the upstream could; passing it on would only earn a second 100.
+            Kind::Expect if req.expect_continue => continue,
             _ if conn.names(&req.head, name) || edited(name) => continue,
             Kind::Via if up.via => {
                 via_seen = true;
@@ -348,6 +351,7 @@ enum Kind {
     Forwarded,
     Via,
     Destination,
+    Expect,
     /// Location and Content-Location.
     Location,
     Other,
@@ -358,6 +362,7 @@ fn kind(name: &str) -> Kind {
     match name.len() {
         2 if is("te") => Kind::HopByHop,
         3 if is("via") => Kind::Via,
+        6 if is("expect") => Kind::Expect,
         4 if is("host") => Kind::Host,
         7 if is("trailer") => Kind::HopByHop,
         7 if is("upgrade") => Kind::Upgrade,

@@ -513,10 +513,9 @@ impl Client {
                 content_type,
             } => {
                 let close = !keep || has_body;
-                let hdrs = merged_headers(&generation, listener, Some(route), &[]);
-                let mut out = Vec::new();
-                canned::write(
-                    &mut out,
+                let hdrs = merged_headers(&generation, listener, Some(route), keep_alive_header(close, req.minor));
+                let sent = canned::write(
+                    self.outb.vec(),
                     *status,
                     content_type,
                     body.as_bytes(),
@@ -524,16 +523,7 @@ impl Client {
                     head_only,
                     &hdrs,
                 );
-                self.finish_canned(
-                    cx,
-                    &generation,
-                    listener,
-                    &req,
-                    *status,
-                    out,
-                    close,
-                    body.len(),
-                );
+                self.finish_canned(cx, &generation, listener, &req, *status, sent, close);
             }
             Action::Redirect { template, status } => {
                 let host = if req.host.is_empty() {
@@ -548,15 +538,15 @@ impl Client {
                     s = status,
                     r = canned::reason(*status)
                 );
-                let hdrs = merged_headers(
+                let mut hdrs = merged_headers(
                     &generation,
                     listener,
                     Some(route),
-                    &[("Location", &location)],
+                    keep_alive_header(close, req.minor),
                 );
-                let mut out = Vec::new();
-                canned::write(
-                    &mut out,
+                hdrs.push(("Location", &location));
+                let sent = canned::write(
+                    self.outb.vec(),
                     *status,
                     "text/html",
                     body.as_bytes(),
@@ -564,16 +554,7 @@ impl Client {
                     head_only,
                     &hdrs,
                 );
-                self.finish_canned(
-                    cx,
-                    &generation,
-                    listener,
-                    &req,
-                    *status,
-                    out,
-                    close,
-                    body.len(),
-                );
+                self.finish_canned(cx, &generation, listener, &req, *status, sent, close);
             }
             Action::Upstream(upstream) => {
                 let upstream = *upstream;
@@ -647,13 +628,9 @@ impl Client {
         listener: usize,
         req: &RequestHead,
         status: u16,
-        out: Vec<u8>,
+        sent: u64,
         close: bool,
-        body_len: usize,
     ) {
-        let sent = out.len() as u64;
-        self.outb.extend(&out);
-        let _ = body_len;
         log_simple(
             cx,
             self.peer,
@@ -682,15 +659,11 @@ impl Client {
         target: &str,
         minor: u8,
     ) {
-        let route = None;
         let hdrs = match listener {
-            Some(l) => merged_headers(&generation, l, route, &[]),
+            Some(l) => merged_headers(&generation, l, None, keep_alive_header(close, minor)),
             None => Vec::new(),
         };
-        let mut out = Vec::new();
-        canned::error(&mut out, status, close, method == "HEAD", &hdrs);
-        let sent = out.len() as u64;
-        self.outb.extend(&out);
+        let sent = canned::error(self.outb.vec(), status, close, method == "HEAD", &hdrs);
         log_simple(
             cx,
             self.peer,
@@ -884,11 +857,8 @@ impl Client {
             Some(&ex.generation.config.routes[ex.route]),
             &[],
         );
-        let mut out = Vec::new();
-        canned::error(&mut out, status, true, ex.req.method() == "HEAD", &hdrs);
         ex.status = status;
-        ex.bytes_sent += out.len() as u64;
-        self.outb.extend(&out);
+        ex.bytes_sent += canned::error(self.outb.vec(), status, true, ex.req.method() == "HEAD", &hdrs);
         log_exchange(cx, self.peer, &self.io, ex);
         self.phase = Phase::Closing {
             since: cx.now,
@@ -1026,6 +996,15 @@ fn merged_headers<'g>(
         }
     }
     v
+}
+
+/// HTTP/1.0 clients keep the connection only when told so.
+fn keep_alive_header(close: bool, minor: u8) -> &'static [(&'static str, &'static str)] {
+    if !close && minor == 0 {
+        &[("Connection", "keep-alive")]
+    } else {
+        &[]
+    }
 }
 
 fn drop_up(cx: &mut Cx<'_>, ex: &mut Exchange) {
@@ -1304,7 +1283,6 @@ fn pump(
                 };
                 let listener_headers: &[(String, String)] =
                     &ex.generation.config.listeners[ex.listener].response_headers;
-                let start = outb.len();
                 headers::write_client_response(
                     outb.vec(),
                     &resp,
@@ -1324,7 +1302,6 @@ fn pump(
                         client_minor,
                     },
                 );
-                ex.bytes_sent += (outb.len() - start) as u64;
                 ex.status = resp.status;
                 ex.dechunk = dechunk;
                 ex.resp_body = match resp.body {
