@@ -116,7 +116,10 @@ pub struct TlsSettings {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CertSource {
-    Files { cert: PathBuf, key: PathBuf },
+    Files {
+        cert: PathBuf,
+        key: PathBuf,
+    },
     /// Generated in memory at build time (rcgen) for the hosts of the routes
     /// on this listener, plus `localhost`.
     SelfSigned,
@@ -159,8 +162,15 @@ pub struct Route {
 pub enum Action {
     /// Index into `Config::upstreams`.
     Upstream(usize),
-    Redirect { template: String, status: u16 },
-    Respond { status: u16, body: String, content_type: String },
+    Redirect {
+        template: String,
+        status: u16,
+    },
+    Respond {
+        status: u16,
+        body: String,
+        content_type: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

@@ -38,7 +38,15 @@ pub fn error(out: &mut Vec<u8>, status: u16, close: bool, head_only: bool, extra
         s = status,
         r = reason(status)
     );
-    write(out, status, "text/html", body.as_bytes(), close, head_only, extra);
+    write(
+        out,
+        status,
+        "text/html",
+        body.as_bytes(),
+        close,
+        head_only,
+        extra,
+    );
 }
 
 pub fn reason(status: u16) -> &'static str {

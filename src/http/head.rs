@@ -105,7 +105,10 @@ pub struct ResponseHead {
 /// more (the caller enforces `max_head` on what it buffers by calling again;
 /// this function returns 414/431 as soon as `buf` proves the limit is passed).
 /// `Ok(Some((head, n)))`: the head took the first `n` bytes.
-pub fn parse_request(buf: &[u8], max_head: usize) -> Result<Option<(RequestHead, usize)>, RequestError> {
+pub fn parse_request(
+    buf: &[u8],
+    max_head: usize,
+) -> Result<Option<(RequestHead, usize)>, RequestError> {
     let _ = (buf, max_head);
     unimplemented!()
 }

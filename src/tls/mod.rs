@@ -28,7 +28,11 @@ pub struct Built {
 /// configuration (SNI resolver, TLS 1.2/1.3 AEAD+ECDHE suites only, ALPN
 /// `http/1.1`, tickets and cache from `shared`). `self_signed_hosts` names
 /// the hosts for a `self_signed` certificate. Errors name the file at fault.
-pub fn build(settings: &TlsSettings, self_signed_hosts: &[String], shared: &TlsShared) -> Result<Built, String> {
+pub fn build(
+    settings: &TlsSettings,
+    self_signed_hosts: &[String],
+    shared: &TlsShared,
+) -> Result<Built, String> {
     let _ = (settings, self_signed_hosts, shared);
     unimplemented!()
 }
