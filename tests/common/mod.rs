@@ -23,8 +23,10 @@ use std::time::{Duration, Instant};
 /// How long torii gets to bind its listeners.
 pub const START_DEADLINE: Duration = Duration::from_secs(10);
 
-pub fn torii_bin() -> &'static str {
-    env!("CARGO_BIN_EXE_torii")
+/// The binary under test: this package's, or `TORII_BIN` to test another
+/// build (an installed package, a release build from elsewhere).
+pub fn torii_bin() -> String {
+    std::env::var("TORII_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_torii").to_string())
 }
 
 /// A port that was free a moment ago on 127.0.0.1.
