@@ -108,7 +108,7 @@ fn test_config(path: &Path) -> i32 {
         Ok(l) => l,
         Err(errors) => {
             control::print_errors(&errors);
-            eprintln!("torii: configuration file {} test failed", path.display());
+            eprintln!("torii: configuration {} test failed", path.display());
             return EXIT_CONFIG;
         }
     };
@@ -140,15 +140,12 @@ fn test_config(path: &Path) -> i32 {
                     w.message
                 );
             }
-            println!(
-                "torii: configuration file {} test is successful",
-                path.display()
-            );
+            println!("torii: configuration {} test is successful", path.display());
             0
         }
         Err(errors) => {
             control::print_errors(&errors);
-            eprintln!("torii: configuration file {} test failed", path.display());
+            eprintln!("torii: configuration {} test failed", path.display());
             EXIT_CONFIG
         }
     }

@@ -44,13 +44,11 @@ fn subscriber(
     level: &str,
 ) -> Result<(impl tracing::Subscriber + Send + Sync, ReloadHandle), String> {
     let (filter, handle) = reload::Layer::new(parse_filter(level)?);
-    let subscriber = tracing_subscriber::registry()
-        .with(filter)
-        .with(
-            fmt::layer()
-                .with_writer(std::io::stderr)
-                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())),
-        );
+    let subscriber = tracing_subscriber::registry().with(filter).with(
+        fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())),
+    );
     Ok((subscriber, ReloadHandle { handle }))
 }
 

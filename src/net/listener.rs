@@ -11,6 +11,7 @@
 
 use std::io;
 use std::net::{SocketAddr, TcpListener};
+use std::sync::Mutex;
 
 use socket2::{Domain, Protocol, Socket, Type};
 
@@ -18,7 +19,10 @@ use socket2::{Domain, Protocol, Socket, Type};
 #[derive(Debug)]
 pub struct Bound {
     pub addr: SocketAddr,
-    sockets: Vec<TcpListener>,
+    /// Behind a mutex only so that a graceful stop can close them while
+    /// generations still refer to this `Bound`; workers lock it once, when
+    /// they take their duplicate.
+    sockets: Mutex<Vec<TcpListener>>,
 }
 
 /// Queue length for connections the workers have not accepted yet; the
@@ -48,20 +52,24 @@ impl Bound {
             }
             sockets.push(socket);
         }
-        Ok(Bound { addr, sockets })
+        Ok(Bound {
+            addr,
+            sockets: Mutex::new(sockets),
+        })
     }
 
     /// A listener that owns no socket (`torii -t` binds nothing).
     pub fn unbound(addr: SocketAddr) -> Bound {
         Bound {
             addr,
-            sockets: Vec::new(),
+            sockets: Mutex::new(Vec::new()),
         }
     }
 
     /// The socket of worker `index`, duplicated for that worker's poll.
     pub fn for_worker(&self, index: usize) -> io::Result<mio::net::TcpListener> {
-        let Some(socket) = self.sockets.get(index % self.sockets.len().max(1)) else {
+        let sockets = self.sockets.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(socket) = sockets.get(index % sockets.len().max(1)) else {
             return Err(io::Error::new(
                 io::ErrorKind::NotFound,
                 "listener has no socket",
@@ -70,7 +78,12 @@ impl Bound {
         Ok(mio::net::TcpListener::from_std(socket.try_clone()?))
     }
 
-    pub fn workers(&self) -> usize {
-        self.sockets.len()
+    /// Closes the sockets (graceful stop): once the workers have dropped
+    /// their duplicates, new connections are refused.
+    pub fn close(&self) {
+        self.sockets
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
     }
 }

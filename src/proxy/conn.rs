@@ -513,7 +513,12 @@ impl Client {
                 content_type,
             } => {
                 let close = !keep || has_body;
-                let hdrs = merged_headers(&generation, listener, Some(route), keep_alive_header(close, req.minor));
+                let hdrs = merged_headers(
+                    &generation,
+                    listener,
+                    Some(route),
+                    keep_alive_header(close, req.minor),
+                );
                 let sent = canned::write(
                     self.outb.vec(),
                     *status,
@@ -858,7 +863,13 @@ impl Client {
             &[],
         );
         ex.status = status;
-        ex.bytes_sent += canned::error(self.outb.vec(), status, true, ex.req.method() == "HEAD", &hdrs);
+        ex.bytes_sent += canned::error(
+            self.outb.vec(),
+            status,
+            true,
+            ex.req.method() == "HEAD",
+            &hdrs,
+        );
         log_exchange(cx, self.peer, &self.io, ex);
         self.phase = Phase::Closing {
             since: cx.now,

@@ -35,6 +35,7 @@ enum Msg {
 /// Quiet time after the last file event before reloading: an editor's save
 /// or a renewal writing a certificate and a key is one reload.
 const DEBOUNCE: Duration = Duration::from_millis(300);
+const DEBOUNCE_MAX: Duration = Duration::from_secs(2);
 
 pub fn print_errors(errors: &[ConfigError]) {
     for e in errors {
@@ -51,7 +52,43 @@ pub fn run(path: &Path) -> i32 {
             return EXIT_CONFIG;
         }
     };
+    // Signals first: from the moment a port answers, a SIGHUP or SIGTERM
+    // must reach us rather than take its default action.
+    let (tx, rx) = mpsc::channel::<Msg>();
+    let signals = signal_hook::iterator::Signals::new([SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1]);
+    match signals {
+        Ok(mut signals) => {
+            let tx = tx.clone();
+            let spawned = std::thread::Builder::new()
+                .name("torii-signals".into())
+                .spawn(move || {
+                    for s in signals.forever() {
+                        if tx.send(Msg::Signal(s)).is_err() {
+                            break;
+                        }
+                    }
+                });
+            if let Err(e) = spawned {
+                tracing::error!("cannot start the signal thread: {e}");
+            }
+        }
+        Err(e) => tracing::error!("cannot install signal handlers: {e}"),
+    }
     let config = loaded.config;
+    // The watch starts before any port is bound: a change made as soon as
+    // torii answers must not fall between binding and watching.
+    let watch = config.global.watch;
+    let mut watched = config::watched_files(&config);
+    let mut watcher = if watch {
+        start_watcher(tx.clone())
+    } else {
+        None
+    };
+    let mut watched_dirs = HashSet::new();
+    if let Some(w) = watcher.as_mut() {
+        update_watches(w, &mut watched_dirs, &watched);
+    }
+    let mut names = relevant_names(&watched);
     let log_handle = match log::init_tracing(&config.global.log_level) {
         Ok(h) => h,
         Err(e) => {
@@ -113,8 +150,6 @@ pub fn run(path: &Path) -> i32 {
             if l.tls.is_some() { " (TLS)" } else { "" }
         );
     }
-    let watch = generation.config.global.watch;
-    let mut watched = config::watched_files(&generation.config);
     let shared = Arc::new(Shared {
         generation: ArcSwap::from_pointee(generation),
         stop: AtomicU8::new(RUNNING),
@@ -138,35 +173,6 @@ pub fn run(path: &Path) -> i32 {
         }
     }
 
-    let (tx, rx) = mpsc::channel::<Msg>();
-    let signals = signal_hook::iterator::Signals::new([SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1]);
-    match signals {
-        Ok(mut signals) => {
-            let tx = tx.clone();
-            let spawned = std::thread::Builder::new()
-                .name("torii-signals".into())
-                .spawn(move || {
-                    for s in signals.forever() {
-                        if tx.send(Msg::Signal(s)).is_err() {
-                            break;
-                        }
-                    }
-                });
-            if let Err(e) = spawned {
-                tracing::error!("cannot start the signal thread: {e}");
-            }
-        }
-        Err(e) => tracing::error!("cannot install signal handlers: {e}"),
-    }
-    let mut watcher = if watch {
-        start_watcher(tx.clone())
-    } else {
-        None
-    };
-    let mut watched_dirs = HashSet::new();
-    if let Some(w) = watcher.as_mut() {
-        update_watches(w, &mut watched_dirs, &watched);
-    }
     tracing::info!(
         generation = 1,
         workers,
@@ -192,14 +198,32 @@ pub fn run(path: &Path) -> i32 {
                 );
             }
             Msg::FileChanged(p) => {
-                if !is_relevant(&p, &watched) {
+                if !is_relevant(&p, &names) {
                     continue;
                 }
                 // Debounce: let the burst of events of one change settle.
-                while let Ok(m) = rx.recv_timeout(DEBOUNCE) {
-                    if let Msg::Signal(s) = m {
-                        let _ = tx.send(Msg::Signal(s));
+                // Only relevant events extend the wait (a log file in the
+                // same directory changes all the time), and never past
+                // DEBOUNCE_MAX.
+                let first = Instant::now();
+                let mut quiet_until = first + DEBOUNCE;
+                loop {
+                    let now = Instant::now();
+                    let until = quiet_until.min(first + DEBOUNCE_MAX);
+                    if now >= until {
                         break;
+                    }
+                    match rx.recv_timeout(until - now) {
+                        Ok(Msg::FileChanged(p)) => {
+                            if is_relevant(&p, &names) {
+                                quiet_until = Instant::now() + DEBOUNCE;
+                            }
+                        }
+                        Ok(Msg::Signal(s)) => {
+                            let _ = tx.send(Msg::Signal(s));
+                            break;
+                        }
+                        Err(_) => break,
                     }
                 }
                 tracing::info!("{} changed: reloading", p.display());
@@ -220,6 +244,9 @@ pub fn run(path: &Path) -> i32 {
             Msg::Signal(SIGQUIT) => {
                 tracing::info!("SIGQUIT: graceful stop");
                 shared.stop.store(GRACEFUL, Ordering::Release);
+                for l in &shared.generation.load().listeners {
+                    l.bound.close();
+                }
                 wake(&wakers);
                 break;
             }
@@ -230,6 +257,7 @@ pub fn run(path: &Path) -> i32 {
                 break;
             }
         }
+        names = relevant_names(&watched);
         if let Some(w) = watcher.as_mut() {
             update_watches(w, &mut watched_dirs, &watched);
         }
@@ -422,17 +450,28 @@ fn update_watches(
 
 /// Whether a changed path concerns the configuration: one of the files, the
 /// file a named symlink points to, or a `..data`-style link of a volume.
-fn is_relevant(changed: &Path, files: &[PathBuf]) -> bool {
-    let name = changed.file_name();
-    if name.is_some_and(|n| n.to_string_lossy().starts_with("..")) {
-        return true;
-    }
-    files.iter().any(|f| {
-        if f.file_name() == name {
-            return true;
+fn is_relevant(changed: &Path, names: &HashSet<std::ffi::OsString>) -> bool {
+    changed
+        .file_name()
+        .is_some_and(|n| n.to_string_lossy().starts_with("..") || names.contains(n))
+}
+
+/// File names whose change matters: each watched file's, and the name of
+/// what it points to when it is a symlink (resolved again at every update,
+/// since certbot moves `live/` links to new `archive/` files).
+fn relevant_names(files: &[PathBuf]) -> HashSet<std::ffi::OsString> {
+    let mut names = HashSet::new();
+    for f in files {
+        for p in [Some(f.clone()), std::fs::canonicalize(f).ok()]
+            .into_iter()
+            .flatten()
+        {
+            if let Some(n) = p.file_name() {
+                names.insert(n.to_os_string());
+            }
         }
-        std::fs::canonicalize(f).is_ok_and(|c| c == changed || c.file_name() == name)
-    })
+    }
+    names
 }
 
 /// Switches to `user` (and its groups) after binding and reading keys, when

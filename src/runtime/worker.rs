@@ -362,6 +362,9 @@ impl Worker {
     fn start_drain(&mut self, now: Instant) {
         self.draining = Some(now);
         self.deregister_listeners();
+        // Dropping our duplicates lets the sockets close (the control
+        // thread drops the originals): new connections are refused.
+        self.listeners.clear();
         let keys: Vec<usize> = self.clients.iter().map(|(k, _)| k).collect();
         for k in keys {
             if let Some(c) = self.clients.get_mut(k) {
