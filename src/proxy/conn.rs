@@ -142,9 +142,16 @@ struct Exchange {
 /// What `drive` tells the worker.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Verdict {
+    /// Waiting for readiness or a deadline.
     Keep,
+    /// More work is ready: drive again on the worker's next turn.
+    Again,
     Close,
 }
+
+/// Pump rounds before a busy connection yields to the others (each round
+/// moves up to a buffer's worth each way).
+const DRIVE_ROUNDS: usize = 16;
 
 /// Why an exchange ended early, which decides the status and the retry.
 enum Failure {
@@ -239,7 +246,7 @@ impl Client {
 
     /// The pump. Returns `Close` when the connection is finished.
     pub fn drive(&mut self, cx: &mut Cx<'_>) -> Verdict {
-        for _ in 0..64 {
+        for _ in 0..DRIVE_ROUNDS {
             let mut progress = false;
             match self.read_client(cx) {
                 Ok(p) => progress |= p,
@@ -268,11 +275,15 @@ impl Client {
                 return Verdict::Close;
             }
             if !progress {
-                break;
+                self.update_deadline(cx);
+                return Verdict::Keep;
             }
         }
+        // Still moving: yield to the other connections of the worker and
+        // come back on its next turn (no new readiness edge may ever come for
+        // bytes that already sit in a socket buffer).
         self.update_deadline(cx);
-        Verdict::Keep
+        Verdict::Again
     }
 
     fn abort(&mut self, cx: &mut Cx<'_>) -> Verdict {

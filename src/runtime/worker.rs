@@ -51,6 +51,8 @@ pub struct Worker {
     draining: Option<Instant>,
     /// A listener hit an error other than WouldBlock (EMFILE): retry on tick.
     accept_retry: bool,
+    /// Connections that yielded with work left: driven again next turn.
+    again: Vec<usize>,
 }
 
 /// Starts worker `index`; returns its thread and the waker the control
@@ -77,6 +79,7 @@ pub fn spawn(index: usize, shared: Arc<Shared>) -> io::Result<(JoinHandle<()>, A
         rr_gen: 0,
         draining: None,
         accept_retry: false,
+        again: Vec::new(),
     };
     let handle = std::thread::Builder::new()
         .name(format!("torii-worker-{index}"))
@@ -94,6 +97,9 @@ impl Worker {
             let mut timeout = next_tick.saturating_duration_since(now);
             if let Some(t) = self.timers.next() {
                 timeout = timeout.min(t.saturating_duration_since(now));
+            }
+            if !self.again.is_empty() {
+                timeout = Duration::ZERO;
             }
             if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
                 if e.kind() != io::ErrorKind::Interrupted {
@@ -133,6 +139,10 @@ impl Worker {
                         }
                     }
                 }
+            }
+            let again = std::mem::take(&mut self.again);
+            for k in again {
+                self.drive(k, now);
             }
             self.fire_timers(now);
             match self.shared.stop.load(Ordering::Acquire) {
@@ -192,8 +202,12 @@ impl Worker {
             rr_gen: &mut self.rr_gen,
             draining: self.draining.is_some(),
         };
-        match f(c, &mut cx) {
-            Verdict::Keep => {
+        let verdict = f(c, &mut cx);
+        if verdict == Verdict::Again {
+            self.again.push(key);
+        }
+        match verdict {
+            Verdict::Keep | Verdict::Again => {
                 if c.scheduled.is_none_or(|s| c.deadline < s) {
                     cx.timers.schedule(c.deadline, key, c.id);
                     c.scheduled = Some(c.deadline);
