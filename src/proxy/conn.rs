@@ -275,6 +275,11 @@ impl Client {
                 return Verdict::Close;
             }
             if !progress {
+                if self.is_idle() {
+                    // Waiting for the next request: hold no buffer memory.
+                    self.inb.release(cx.bufs);
+                    self.outb.release(cx.bufs);
+                }
                 self.update_deadline(cx);
                 return Verdict::Keep;
             }
@@ -304,7 +309,7 @@ impl Client {
         }
     }
 
-    fn read_client(&mut self, _cx: &mut Cx<'_>) -> io::Result<bool> {
+    fn read_client(&mut self, cx: &mut Cx<'_>) -> io::Result<bool> {
         if !self.readable || self.eof {
             return Ok(false);
         }
@@ -312,38 +317,31 @@ impl Client {
         if self.inb.len() >= limit {
             return Ok(false);
         }
-        let spare = self.inb.spare(limit);
-        let len = spare.len();
+        let spare = self.inb.spare(limit, cx.bufs);
         let r = self.io.read(spare);
         match r {
             Ok(0) => {
-                self.inb.commit(len, 0);
                 self.eof = true;
                 Ok(true)
             }
             Ok(n) => {
-                self.inb.commit(len, n);
+                self.inb.commit(n);
                 if let Phase::Closing { .. } = self.phase {
                     // Lingering: what the client still sends is dropped.
                     self.lingered += n as u64;
                     self.inb.clear();
                 }
                 if let Phase::Exchange(ex) = &mut self.phase {
-                    ex.last_client = _cx.now;
+                    ex.last_client = cx.now;
                 }
                 Ok(true)
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                self.inb.commit(len, 0);
                 self.readable = false;
                 Ok(false)
             }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {
-                self.inb.commit(len, 0);
-                Ok(true)
-            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(true),
             Err(e) => {
-                self.inb.commit(len, 0);
                 if matches!(self.phase, Phase::Head { .. }) && self.io.is_handshaking() {
                     tracing::debug!(peer = %self.peer, "TLS handshake failed: {e}");
                 }
@@ -530,15 +528,17 @@ impl Client {
                     Some(route),
                     keep_alive_header(close, req.minor),
                 );
-                let sent = canned::write(
-                    self.outb.vec(),
-                    *status,
-                    content_type,
-                    body.as_bytes(),
-                    close,
-                    head_only,
-                    &hdrs,
-                );
+                let sent = self.outb.write_with(|out| {
+                    canned::write(
+                        out,
+                        *status,
+                        content_type,
+                        body.as_bytes(),
+                        close,
+                        head_only,
+                        &hdrs,
+                    )
+                });
                 self.finish_canned(cx, &generation, listener, &req, *status, sent, close);
             }
             Action::Redirect { template, status } => {
@@ -561,15 +561,17 @@ impl Client {
                     keep_alive_header(close, req.minor),
                 );
                 hdrs.push(("Location", &location));
-                let sent = canned::write(
-                    self.outb.vec(),
-                    *status,
-                    "text/html",
-                    body.as_bytes(),
-                    close,
-                    head_only,
-                    &hdrs,
-                );
+                let sent = self.outb.write_with(|out| {
+                    canned::write(
+                        out,
+                        *status,
+                        "text/html",
+                        body.as_bytes(),
+                        close,
+                        head_only,
+                        &hdrs,
+                    )
+                });
                 self.finish_canned(cx, &generation, listener, &req, *status, sent, close);
             }
             Action::Upstream(upstream) => {
@@ -679,7 +681,9 @@ impl Client {
             Some(l) => merged_headers(&generation, l, None, keep_alive_header(close, minor)),
             None => Vec::new(),
         };
-        let sent = canned::error(self.outb.vec(), status, close, method == "HEAD", &hdrs);
+        let sent = self
+            .outb
+            .write_with(|out| canned::error(out, status, close, method == "HEAD", &hdrs));
         log_simple(
             cx,
             self.peer,
@@ -730,25 +734,29 @@ impl Client {
                 continue;
             };
             ex.up_out.clear();
-            headers::write_upstream_request(
-                ex.up_out.vec(),
-                &ex.req,
-                &UpstreamRequest {
-                    target: &ex.target,
-                    client_ip: self.peer.ip(),
-                    tls: self.io.tls_conn().is_some(),
-                    upstream_authority: &server.text,
-                    preserve_host: ex.generation.config.routes[ex.route].preserve_host,
-                    via: ex.generation.config.global.via,
-                    close: !upstream.keepalive,
-                    upgrade: ex.upgrade,
-                    edits: &ex.generation.config.routes[ex.route].request_headers,
-                    route_prefix: &ex.generation.config.routes[ex.route].path,
-                    upstream_prefix: ex.generation.config.routes[ex.route]
-                        .upstream_path
-                        .as_deref(),
-                },
-            );
+            let tls = self.io.tls_conn().is_some();
+            let peer_ip = self.peer.ip();
+            ex.up_out.write_with(|out| {
+                headers::write_upstream_request(
+                    out,
+                    &ex.req,
+                    &UpstreamRequest {
+                        target: &ex.target,
+                        client_ip: peer_ip,
+                        tls,
+                        upstream_authority: &server.text,
+                        preserve_host: ex.generation.config.routes[ex.route].preserve_host,
+                        via: ex.generation.config.global.via,
+                        close: !upstream.keepalive,
+                        upgrade: ex.upgrade,
+                        edits: &ex.generation.config.routes[ex.route].request_headers,
+                        route_prefix: &ex.generation.config.routes[ex.route].path,
+                        upstream_prefix: ex.generation.config.routes[ex.route]
+                            .upstream_path
+                            .as_deref(),
+                    },
+                )
+            });
             ex.connect_started = cx.now;
             ex.last_up = cx.now;
             ex.up_written = 0;
@@ -874,13 +882,9 @@ impl Client {
             &[],
         );
         ex.status = status;
-        ex.bytes_sent += canned::error(
-            self.outb.vec(),
-            status,
-            true,
-            ex.req.method() == "HEAD",
-            &hdrs,
-        );
+        ex.bytes_sent += self
+            .outb
+            .write_with(|out| canned::error(out, status, true, ex.req.method() == "HEAD", &hdrs));
         log_exchange(cx, self.peer, &self.io, ex);
         self.phase = Phase::Closing {
             since: cx.now,
@@ -910,11 +914,9 @@ impl Client {
         log_exchange(cx, self.peer, &self.io, ex);
         let close =
             ex.close_after || ex.tunnel || !matches!(ex.req_body, ReqBody::Done) || cx.draining;
+        ex.up_in.release(cx.bufs);
+        ex.up_out.release(cx.bufs);
         self.next_after_response(cx.now, close);
-        if !close {
-            self.inb.shrink();
-            self.outb.shrink();
-        }
     }
 
     /// Recomputes the deadline of the current state and schedules it.
@@ -1221,16 +1223,14 @@ fn pump(
             BUF_LIMIT
         };
         if ex.up_in.len() < limit {
-            let spare = ex.up_in.spare(limit);
-            let len = spare.len();
+            let spare = ex.up_in.spare(limit, cx.bufs);
             match io::Read::read(&mut up.sock, spare) {
                 Ok(0) => {
-                    ex.up_in.commit(len, 0);
                     ex.up_eof = true;
                     progress = true;
                 }
                 Ok(n) => {
-                    ex.up_in.commit(len, n);
+                    ex.up_in.commit(n);
                     if ex.up_first_byte.is_none() {
                         ex.up_first_byte = Some(cx.now);
                     }
@@ -1238,12 +1238,10 @@ fn pump(
                     progress = true;
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    ex.up_in.commit(len, 0);
                     up.readable = false;
                 }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => ex.up_in.commit(len, 0),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
-                    ex.up_in.commit(len, 0);
                     if ex.resp.is_none() && ex.up_in.is_empty() {
                         return Err(Failure::Broken(e));
                     }
@@ -1305,25 +1303,27 @@ fn pump(
                 };
                 let listener_headers: &[(String, String)] =
                     &ex.generation.config.listeners[ex.listener].response_headers;
-                headers::write_client_response(
-                    outb.vec(),
-                    &resp,
-                    &ClientResponse {
-                        via: ex.generation.config.global.via,
-                        close,
-                        dechunk,
-                        upgrade: switching,
-                        location: route.rewrite_location.then_some(LocationRewrite {
-                            upstream_authority: &server.text,
-                            public_scheme: scheme,
-                            public_host,
-                            route_prefix: &route.path,
-                            upstream_prefix: route.upstream_path.as_deref(),
-                        }),
-                        set_headers: [listener_headers, &route.response_headers],
-                        client_minor,
-                    },
-                );
+                outb.write_with(|out| {
+                    headers::write_client_response(
+                        out,
+                        &resp,
+                        &ClientResponse {
+                            via: ex.generation.config.global.via,
+                            close,
+                            dechunk,
+                            upgrade: switching,
+                            location: route.rewrite_location.then_some(LocationRewrite {
+                                upstream_authority: &server.text,
+                                public_scheme: scheme,
+                                public_host,
+                                route_prefix: &route.path,
+                                upstream_prefix: route.upstream_path.as_deref(),
+                            }),
+                            set_headers: [listener_headers, &route.response_headers],
+                            client_minor,
+                        },
+                    )
+                });
                 ex.status = resp.status;
                 ex.dechunk = dechunk;
                 ex.resp_body = match resp.body {

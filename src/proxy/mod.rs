@@ -15,6 +15,7 @@ use mio::Registry;
 use slab::Slab;
 
 use crate::log::access;
+use crate::net::buffer::BufPool;
 use crate::runtime::generation::Generation;
 use crate::runtime::timer::Timers;
 use crate::upstream::pool::{Pool, UpConn};
@@ -43,6 +44,7 @@ pub struct Cx<'a> {
     pub timers: &'a mut Timers,
     pub shared: &'a Shared,
     pub log: &'a mut access::Buffer,
+    pub bufs: &'a mut BufPool,
     /// Round-robin position per upstream of the worker's current generation.
     pub rr: &'a mut Vec<usize>,
     pub rr_gen: &'a mut u64,

@@ -17,6 +17,7 @@ use super::generation::Generation;
 use super::timer::Timers;
 use super::token::Tok;
 use crate::log::access;
+use crate::net::buffer::BufPool;
 use crate::net::listener::Bound;
 use crate::net::transport::Transport;
 use crate::proxy::conn::{self, Client, Verdict};
@@ -53,6 +54,7 @@ pub struct Worker {
     accept_retry: bool,
     /// Connections that yielded with work left: driven again next turn.
     again: Vec<usize>,
+    bufs: BufPool,
 }
 
 /// Starts worker `index`; returns its thread and the waker the control
@@ -80,6 +82,7 @@ pub fn spawn(index: usize, shared: Arc<Shared>) -> io::Result<(JoinHandle<()>, A
         draining: None,
         accept_retry: false,
         again: Vec::new(),
+        bufs: BufPool::default(),
     };
     let handle = std::thread::Builder::new()
         .name(format!("torii-worker-{index}"))
@@ -198,6 +201,7 @@ impl Worker {
             timers: &mut self.timers,
             shared: &self.shared,
             log: &mut self.log,
+            bufs: &mut self.bufs,
             rr: &mut self.rr,
             rr_gen: &mut self.rr_gen,
             draining: self.draining.is_some(),
