@@ -11,6 +11,10 @@
 /// record, so a read is one record's worth of plaintext.
 pub const IO_SIZE: usize = 16 * 1024;
 
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(Vec::with_capacity(4096));
+}
+
 /// Free storage blocks of one worker.
 #[derive(Debug, Default)]
 pub struct BufPool {
@@ -29,8 +33,10 @@ impl BufPool {
     fn put(&mut self, mut v: Vec<u8>) {
         // Only standard blocks are kept: a buffer that grew for a large head
         // would pin its memory in the pool.
-        if v.capacity() <= 2 * IO_SIZE && self.free.len() < POOL_MAX {
-            v.resize(IO_SIZE, 0);
+        if v.len() <= 2 * IO_SIZE && self.free.len() < POOL_MAX {
+            if v.len() < IO_SIZE {
+                v.resize(IO_SIZE, 0);
+            }
             self.free.push(v);
         }
     }
@@ -97,13 +103,18 @@ impl Buf {
         }
     }
 
-    /// Lets `f` append to the queue through a `Vec` (head writers).
+    /// Lets `f` append to the queue through a `Vec` (head writers). The
+    /// bytes go through a per-thread scratch vector and are then copied in:
+    /// handing out `data` itself would shorten its initialised part, which
+    /// the next read would have to zero again.
     pub fn write_with<R>(&mut self, f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
-        self.compact();
-        self.data.truncate(self.end);
-        let r = f(&mut self.data);
-        self.end = self.data.len();
-        r
+        SCRATCH.with(|scratch| {
+            let mut scratch = scratch.borrow_mut();
+            scratch.clear();
+            let r = f(&mut scratch);
+            self.extend(&scratch);
+            r
+        })
     }
 
     /// Room before the buffer counts as full at `limit` bytes.

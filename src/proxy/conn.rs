@@ -757,9 +757,14 @@ impl Client {
                     },
                 )
             });
+            // Per-connection state starts afresh: a retry or the next
+            // server must not inherit the EOF or bytes of the one that failed.
             ex.connect_started = cx.now;
             ex.last_up = cx.now;
             ex.up_written = 0;
+            ex.up_eof = false;
+            ex.up_in.clear();
+            ex.up_first_byte = None;
             if upstream.keepalive && !ex.retried {
                 if let Some(k) = cx.pool.take(cx.ups, addr, cx.key) {
                     ex.up = Some(k);
