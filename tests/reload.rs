@@ -933,3 +933,89 @@ fn upstream_pool_survives_reloads_and_removed_servers_are_closed() {
     assert_eq!(ask("/removed").body, b"kept", "/removed now falls to /");
     assert_eq!(kept.connections(), kept_conns);
 }
+
+// ---------------------------------------------------------------------------
+// In-flight requests and debouncing
+
+#[test]
+fn a_request_in_flight_finishes_on_its_generation_and_the_next_uses_the_new_one() {
+    let a = Backend::start(|_| Reply::ok("A").delay(Duration::from_millis(1500)));
+    let b = Backend::start(|_| Reply::ok("B"));
+    let text = Conf::new()
+        .upstream("u", &[a.addr()], "")
+        .listener("http", "")
+        .route("path = \"/\"\nupstream = \"u\"")
+        .build();
+    let t = Torii::start(&text);
+    let mut c = Client::connect(t.addr());
+    c.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").expect("send");
+    assert!(
+        wait_until(RELOAD_DEADLINE, || a.heads() == 1),
+        "request did not reach backend A"
+    );
+    fs::write(
+        t.config_path(),
+        text.replace(&a.addr().to_string(), &b.addr().to_string()),
+    )
+    .expect("rewrite");
+    t.signal("HUP");
+    wait_generation(&t, 2);
+    // Backend A still holds the request: it was in flight across the swap.
+    assert_eq!(a.request_count(), 1);
+    let r = c.read_final().expect("the in-flight response");
+    assert_eq!(r.body, b"A", "the in-flight request changed generation");
+    let r = c
+        .roundtrip(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .expect("next request on the same connection");
+    assert_eq!(
+        r.body, b"B",
+        "the next request did not use the new generation"
+    );
+    assert_eq!(a.request_count(), 1);
+}
+
+#[test]
+fn a_renewal_writing_certificate_and_key_is_one_reload() {
+    let dir = TempDir::new("debounce");
+    let (d1, d2, live) = (dir.join("one"), dir.join("two"), dir.join("live"));
+    let der1 = make_cert(&d1);
+    let der2 = make_cert(&d2);
+    fs::create_dir_all(&live).expect("mkdir live");
+    for f in ["server.crt", "server.key"] {
+        fs::copy(d1.join(f), live.join(f)).expect("copy");
+    }
+    let text = Conf::new()
+        .global("watch = true")
+        .listener(
+            "https",
+            &format!(
+                "tls = {{ cert = \"{}\", key = \"{}\" }}",
+                live.join("server.crt").display(),
+                live.join("server.key").display()
+            ),
+        )
+        .route(&respond_route("tls"))
+        .build();
+    let t = Torii::start(&text);
+    let cfg = tls_client(&[der1.clone(), der2.clone()]);
+    assert_eq!(tls_get(t.addr(), &cfg).expect("first handshake"), der1);
+    // Certificate first, key second: in between the pair does not match,
+    // so a reload that did not wait for the burst to settle is rejected.
+    for f in ["server.crt", "server.key"] {
+        fs::copy(d2.join(f), live.join(format!("{f}.new"))).expect("copy");
+        fs::rename(live.join(format!("{f}.new")), live.join(f)).expect("rename");
+    }
+    wait_generation(&t, 2);
+    assert_eq!(tls_get(t.addr(), &cfg).expect("after the renewal"), der2);
+    // A SIGHUP afterwards is generation 3: no second file-triggered reload
+    // came from the same burst before it.
+    t.signal("HUP");
+    wait_generation(&t, 3);
+    let log = t.stderr();
+    assert_eq!(
+        log.matches("changed: reloading").count(),
+        1,
+        "the renewal caused more than one reload:\n{log}"
+    );
+    assert_eq!(rejections(&t), 0, "stderr:\n{log}");
+}
