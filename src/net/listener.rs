@@ -1,13 +1,31 @@
 //! Listening sockets.
 //!
-//! Each listener address is bound once per worker with SO_REUSEPORT, so the
-//! kernel spreads new connections over the workers without a shared accept
-//! lock or a thundering herd. The sockets belong to a [`Bound`], shared by
-//! `Arc` between generations: a reload that keeps an address hands the very
-//! same `Bound` to the new generation, so no socket is closed and no
-//! connection waiting in an accept queue is reset. Workers register a
-//! duplicate (`try_clone`, the same kernel socket) of their own socket; the
-//! socket closes only when the last generation that has it is dropped.
+//! Each listener address is bound once per worker with SO_REUSEPORT (and
+//! SO_REUSEADDR), so the kernel spreads new connections over the workers'
+//! sockets by a hash of the connection, without a shared accept lock or a
+//! thundering herd. A connection is queued on one worker's socket only, so
+//! each of those sockets must stay open and accepted from for as long as the
+//! address is configured.
+//!
+//! How reloads keep them: the sockets of one address belong to a [`Bound`],
+//! shared by `Arc` between generations. `Generation::build` looks the address
+//! up in the running generation and hands the very same `Bound` to the next
+//! one, so no socket is closed, re-bound or re-listened and no connection
+//! waiting in an accept queue is reset; only an address the running
+//! generation lacks is bound anew (a failure rejects the reload). Workers
+//! register a duplicate (`try_clone`: another descriptor for the same kernel
+//! socket) of their own socket and keep it across generations for as long as
+//! the generation still has that `Bound`.
+//!
+//! A listener removed by a reload is closed explicitly, not by dropping the
+//! `Arc`: idle connections and in-flight requests keep older generations
+//! (and so the `Bound`) alive, and a socket left open that way would stay in
+//! the SO_REUSEPORT group, completing handshakes that nobody accepts. The
+//! control thread calls [`Bound::close`] right after publishing the
+//! generation; each worker drops its duplicate when it applies that
+//! generation, and with the last descriptor the port refuses connections.
+//! The number of workers (so of sockets per address) never changes without a
+//! restart.
 
 use std::io;
 use std::net::{SocketAddr, TcpListener};
@@ -78,8 +96,9 @@ impl Bound {
         Ok(mio::net::TcpListener::from_std(socket.try_clone()?))
     }
 
-    /// Closes the sockets (graceful stop): once the workers have dropped
-    /// their duplicates, new connections are refused.
+    /// Closes the sockets (graceful stop, or the listener removed by a
+    /// reload): once the workers have dropped their duplicates, new
+    /// connections are refused.
     pub fn close(&self) {
         self.sockets
             .lock()

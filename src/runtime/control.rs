@@ -20,6 +20,7 @@ use super::generation::Generation;
 use super::worker;
 use crate::config::{self, Config, ConfigError};
 use crate::log::{self, access};
+use crate::net::listener::Bound;
 use crate::proxy::{FAST, GRACEFUL, RUNNING, Shared};
 use crate::tls::TlsShared;
 
@@ -339,8 +340,25 @@ fn reload(
     if let Err(e) = log_handle.set_level(&generation.config.global.log_level) {
         tracing::error!("log_level: {e}");
     }
+    // Listeners the new generation dropped. Their `Bound` must be closed
+    // here: idle connections and older generations still hold the `Arc`,
+    // and a socket kept open that way stays in the kernel's SO_REUSEPORT
+    // group, completing handshakes nobody accepts (and, if the address
+    // comes back in a later reload, taking a share of its connections).
+    let removed: Vec<Arc<Bound>> = old
+        .listeners
+        .iter()
+        .filter(|l| generation.listener_index(&l.bound).is_none())
+        .map(|l| l.bound.clone())
+        .collect();
     shared.generation.store(Arc::new(generation));
     wake(wakers);
+    // Closing the originals after the wake-up: each worker drops its
+    // duplicate as it applies the generation, and the last close makes the
+    // port refuse new connections.
+    for b in &removed {
+        b.close();
+    }
     tracing::info!(
         generation = next_id,
         "reloaded in {:?}: {summary}",
