@@ -232,6 +232,27 @@ fn destination_of_move_is_rewritten_to_the_upstream() {
 }
 
 #[test]
+fn destination_names_the_preserved_host_upstream() {
+    // The upstream compares Destination with the Host it receives (WsgiDAV
+    // answers 502 "same host name" otherwise): with the client's Host kept,
+    // only the scheme may change.
+    let b = Backend::start(|_| Reply::new(201));
+    let t = proxy_to(&b, "");
+    let r = send(
+        &t,
+        "COPY /dav/a.txt HTTP/1.1\r\nHost: public.example:8080\r\n\
+         Destination: http://public.example:8080/dav/b.txt\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(r.status, 201);
+    let req = b.last();
+    assert_eq!(req.header("Host"), Some("public.example:8080"));
+    assert_eq!(
+        req.header("Destination"),
+        Some("http://public.example:8080/dav/b.txt")
+    );
+}
+
+#[test]
 fn request_headers_set_and_remove() {
     let b = Backend::echo();
     let t = proxy_to(

@@ -27,7 +27,7 @@ pub struct UpstreamRequest<'a> {
     pub upgrade: bool,
     pub edits: &'a HeaderEdits,
     /// Rewrite `Destination` from the public URL (scheme and this request's
-    /// Host) to the upstream's `http://upstream_authority`, mapping the route
+    /// Host) to `http://` and the Host sent upstream, mapping the route
     /// prefix to `upstream_path` the same way as the target.
     pub route_prefix: &'a str,
     pub upstream_prefix: Option<&'a str>,
@@ -54,12 +54,12 @@ pub fn write_upstream_request(out: &mut Vec<u8>, req: &RequestHead, up: &Upstrea
                 .any(|(k, _)| k.eq_ignore_ascii_case(name))
     };
     let authority = req.authority();
+    let host = if up.preserve_host && !authority.is_empty() {
+        authority
+    } else {
+        up.upstream_authority
+    };
     if !edited("host") {
-        let host = if up.preserve_host && !authority.is_empty() {
-            authority
-        } else {
-            up.upstream_authority
-        };
         put(out, b"Host", host.as_bytes());
     }
 
@@ -88,7 +88,7 @@ pub fn write_upstream_request(out: &mut Vec<u8>, req: &RequestHead, up: &Upstrea
             Kind::Destination => {
                 out.extend_from_slice(name.as_bytes());
                 out.extend_from_slice(b": ");
-                write_destination(out, value, authority, up);
+                write_destination(out, value, authority, host, up);
                 out.extend_from_slice(b"\r\n");
             }
             _ => put(out, name.as_bytes(), value),
@@ -486,12 +486,15 @@ fn same_authority<'a>(a: &'a [u8], b: &'a [u8], scheme: &[u8]) -> bool {
 }
 
 /// Destination names the public URL of this very resource tree; the upstream
-/// only knows itself as `http://upstream_authority` (the classic WebDAV
-/// COPY/MOVE failure behind a TLS proxy is a "different server" 502).
+/// only knows itself as `http://` and the Host it was sent (the classic
+/// WebDAV COPY/MOVE failure behind a TLS proxy is a "different server" 502).
+/// With `preserve_host` that Host is the client's, so the upstream
+/// authority there would be just as foreign as the https scheme.
 fn write_destination(
     out: &mut Vec<u8>,
     value: &[u8],
     client_authority: &str,
+    upstream_host: &str,
     up: &UpstreamRequest<'_>,
 ) {
     if let Some((scheme, auth, rest)) = split_url(value)
@@ -499,7 +502,7 @@ fn write_destination(
         && same_authority(auth, client_authority.as_bytes(), scheme)
     {
         out.extend_from_slice(b"http://");
-        out.extend_from_slice(up.upstream_authority.as_bytes());
+        out.extend_from_slice(upstream_host.as_bytes());
         match up.upstream_prefix {
             Some(to) => write_mapped(out, rest, up.route_prefix, to),
             None => out.extend_from_slice(rest),
@@ -767,9 +770,13 @@ mod tests {
         let out = upstream(raw, |u| {
             u.route_prefix = "/webdav/";
             u.upstream_prefix = Some("/dav/");
+            u.preserve_host = false;
         });
         assert_eq!(one(&out, "destination"), "http://10.0.0.5:8080/dav/b%20c?x");
-        let out = upstream(raw, |u| u.route_prefix = "/webdav/");
+        let out = upstream(raw, |u| {
+            u.route_prefix = "/webdav/";
+            u.preserve_host = false;
+        });
         assert_eq!(
             one(&out, "destination"),
             "http://10.0.0.5:8080/webdav/b%20c?x"
@@ -777,9 +784,24 @@ mod tests {
         // Default port of the scheme is the same authority.
         let raw = "COPY /a HTTP/1.1\r\nHost: pub.example\r\nDestination: https://pub.example:443/b\r\n\r\n";
         assert_eq!(
-            one(&upstream(raw, |_| {}), "destination"),
+            one(&upstream(raw, |u| u.preserve_host = false), "destination"),
             "http://10.0.0.5:8080/b"
         );
+    }
+
+    #[test]
+    fn destination_names_the_host_sent_upstream() {
+        // With the client's Host preserved, the upstream compares Destination
+        // with that Host (WsgiDAV, Apache mod_dav): only the scheme changes.
+        let raw = "MOVE /webdav/a HTTP/1.1\r\nHost: Pub.Example:8443\r\nDestination: https://pub.example:8443/webdav/b\r\n\r\n";
+        let out = upstream(raw, |u| u.route_prefix = "/webdav/");
+        assert_eq!(one(&out, "host"), "Pub.Example:8443");
+        assert_eq!(one(&out, "destination"), "http://Pub.Example:8443/webdav/b");
+        let out = upstream(raw, |u| {
+            u.route_prefix = "/webdav/";
+            u.upstream_prefix = Some("/");
+        });
+        assert_eq!(one(&out, "destination"), "http://Pub.Example:8443/b");
     }
 
     #[test]
