@@ -231,10 +231,10 @@ impl Client {
     /// connection in use is closed (its stream is mid-exchange).
     pub fn teardown(&mut self, cx: &mut Cx<'_>) {
         if let Phase::Exchange(ex) = &mut self.phase {
-            if let Some(k) = ex.up.take() {
-                if cx.ups.contains(k) {
-                    cx.ups.remove(k);
-                }
+            if let Some(k) = ex.up.take()
+                && cx.ups.contains(k)
+            {
+                cx.ups.remove(k);
             }
             if ex.status == 0 {
                 ex.status = 499;
@@ -260,15 +260,16 @@ impl Client {
                 Ok(p) => progress |= p,
                 Err(_) => return self.abort(cx),
             }
-            if let Phase::Closing { shut, .. } = &mut self.phase {
-                if self.outb.is_empty() && !self.io.has_pending_output() {
-                    if !*shut {
-                        *shut = true;
-                        self.io.close();
-                    }
-                    if self.eof || self.lingered > LINGER_BYTES {
-                        self.phase = Phase::Done;
-                    }
+            if let Phase::Closing { shut, .. } = &mut self.phase
+                && self.outb.is_empty()
+                && !self.io.has_pending_output()
+            {
+                if !*shut {
+                    *shut = true;
+                    self.io.close();
+                }
+                if self.eof || self.lingered > LINGER_BYTES {
+                    self.phase = Phase::Done;
                 }
             }
             if matches!(self.phase, Phase::Done) {
@@ -400,10 +401,10 @@ impl Client {
             }
             return Ok(false);
         }
-        if let Phase::Head { since, .. } = &mut self.phase {
-            if since.is_none() {
-                *since = Some(cx.now);
-            }
+        if let Phase::Head { since, .. } = &mut self.phase
+            && since.is_none()
+        {
+            *since = Some(cx.now);
         }
         let limits = self.generation.config.limits;
         match head::parse_request(self.inb.bytes(), limits.max_request_head) {
@@ -497,23 +498,22 @@ impl Client {
             return;
         };
         let route: &Route = &generation.config.routes[route_index];
-        if let Some(max) = generation.config.limits.max_request_body {
-            if let RequestBody::Length(n) = req.body {
-                if n > max {
-                    tracing::info!(peer = %self.peer, "request body of {n} bytes over the limit of {max}");
-                    self.canned_error(
-                        cx,
-                        (generation.clone(), Some(listener)),
-                        Some(&req),
-                        413,
-                        true,
-                        &method,
-                        &target_str,
-                        req.minor,
-                    );
-                    return;
-                }
-            }
+        if let Some(max) = generation.config.limits.max_request_body
+            && let RequestBody::Length(n) = req.body
+            && n > max
+        {
+            tracing::info!(peer = %self.peer, "request body of {n} bytes over the limit of {max}");
+            self.canned_error(
+                cx,
+                (generation.clone(), Some(listener)),
+                Some(&req),
+                413,
+                true,
+                &method,
+                &target_str,
+                req.minor,
+            );
+            return;
         }
         match &route.action {
             Action::Respond {
@@ -765,12 +765,13 @@ impl Client {
             ex.up_eof = false;
             ex.up_in.clear();
             ex.up_first_byte = None;
-            if upstream.keepalive && !ex.retried {
-                if let Some(k) = cx.pool.take(cx.ups, addr, cx.key) {
-                    ex.up = Some(k);
-                    ex.reused = true;
-                    return Ok(());
-                }
+            if upstream.keepalive
+                && !ex.retried
+                && let Some(k) = cx.pool.take(cx.ups, addr, cx.key)
+            {
+                ex.up = Some(k);
+                ex.reused = true;
+                return Ok(());
             }
             ex.reused = false;
             match TcpStream::connect(addr) {
@@ -1037,10 +1038,10 @@ fn keep_alive_header(close: bool, minor: u8) -> &'static [(&'static str, &'stati
 }
 
 fn drop_up(cx: &mut Cx<'_>, ex: &mut Exchange) {
-    if let Some(k) = ex.up.take() {
-        if cx.ups.contains(k) {
-            cx.ups.remove(k);
-        }
+    if let Some(k) = ex.up.take()
+        && cx.ups.contains(k)
+    {
+        cx.ups.remove(k);
     }
 }
 
@@ -1155,10 +1156,10 @@ fn pump(
                 inb.consume(step.consumed);
                 ex.body_moved += step.consumed as u64;
                 progress = true;
-                if let Some(max) = limits.max_request_body {
-                    if ex.body_total > max {
-                        return Err(Failure::Client(413, "chunked body over max_request_body"));
-                    }
+                if let Some(max) = limits.max_request_body
+                    && ex.body_total > max
+                {
+                    return Err(Failure::Client(413, "chunked body over max_request_body"));
                 }
                 if step.done {
                     ex.req_body = ReqBody::Done;

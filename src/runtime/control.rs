@@ -131,17 +131,17 @@ pub fn run(path: &Path) -> i32 {
         tracing::warn!("{w}");
     }
     let pid_file = generation.config.global.pid_file.clone();
-    if let Some(p) = &pid_file {
-        if let Err(e) = std::fs::write(p, format!("{}\n", std::process::id())) {
-            tracing::error!("cannot write pid file {}: {e}", p.display());
-            return EXIT_RUNTIME;
-        }
+    if let Some(p) = &pid_file
+        && let Err(e) = std::fs::write(p, format!("{}\n", std::process::id()))
+    {
+        tracing::error!("cannot write pid file {}: {e}", p.display());
+        return EXIT_RUNTIME;
     }
-    if let Some(user) = &generation.config.global.user {
-        if let Err(e) = drop_privileges(user) {
-            tracing::error!("cannot switch to user {user}: {e}");
-            return EXIT_RUNTIME;
-        }
+    if let Some(user) = &generation.config.global.user
+        && let Err(e) = drop_privileges(user)
+    {
+        tracing::error!("cannot switch to user {user}: {e}");
+        return EXIT_RUNTIME;
     }
     for l in &generation.config.listeners {
         tracing::info!(
@@ -183,8 +183,7 @@ pub fn run(path: &Path) -> i32 {
     );
 
     let mut exit = 0;
-    loop {
-        let Ok(msg) = rx.recv() else { break };
+    while let Ok(msg) = rx.recv() {
         match msg {
             Msg::Signal(SIGHUP) => {
                 tracing::info!("SIGHUP: reloading");
@@ -457,10 +456,10 @@ fn update_watches(
         }
     }
     for d in &wanted {
-        if !dirs.contains(d) {
-            if let Err(e) = w.watch(d, notify::RecursiveMode::NonRecursive) {
-                tracing::warn!("cannot watch {}: {e}", d.display());
-            }
+        if !dirs.contains(d)
+            && let Err(e) = w.watch(d, notify::RecursiveMode::NonRecursive)
+        {
+            tracing::warn!("cannot watch {}: {e}", d.display());
         }
     }
     *dirs = wanted;

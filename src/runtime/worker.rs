@@ -104,11 +104,11 @@ impl Worker {
             if !self.again.is_empty() {
                 timeout = Duration::ZERO;
             }
-            if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
-                if e.kind() != io::ErrorKind::Interrupted {
-                    tracing::error!(worker = self.index, "poll failed: {e}");
-                    break;
-                }
+            if let Err(e) = self.poll.poll(&mut events, Some(timeout))
+                && e.kind() != io::ErrorKind::Interrupted
+            {
+                tracing::error!(worker = self.index, "poll failed: {e}");
+                break;
             }
             let now = Instant::now();
             for ev in events.iter() {

@@ -68,11 +68,9 @@ impl Pool {
         let list = self.idle.get_mut(&addr)?;
         while let Some(key) = list.pop() {
             let alive = ups.get(key).is_some_and(|u| u.is_alive());
-            if alive {
-                if let Some(u) = ups.get_mut(key) {
-                    u.owner = Some(owner);
-                    return Some(key);
-                }
+            if alive && let Some(u) = ups.get_mut(key) {
+                u.owner = Some(owner);
+                return Some(key);
             }
             if ups.contains(key) {
                 ups.remove(key);
