@@ -57,6 +57,8 @@ pub struct Client {
     pub generation: Arc<Generation>,
     pub readable: bool,
     pub writable: bool,
+    /// The peer's FIN was seen by epoll: reads continue until EOF.
+    pub hup: bool,
     /// The client has half-closed (read returned 0).
     eof: bool,
     inb: Buf,
@@ -183,6 +185,7 @@ impl Client {
             generation,
             readable: true,
             writable: true,
+            hup: false,
             eof: false,
             inb: Buf::new(),
             outb: Buf::new(),
@@ -319,6 +322,7 @@ impl Client {
             return Ok(false);
         }
         let spare = self.inb.spare(limit, cx.bufs);
+        let asked = spare.len();
         let r = self.io.read(spare);
         match r {
             Ok(0) => {
@@ -327,6 +331,11 @@ impl Client {
             }
             Ok(n) => {
                 self.inb.commit(n);
+                if n < asked && !self.hup && matches!(self.io, Transport::Plain(_)) {
+                    // A short read drained the socket: the next read would
+                    // only say WouldBlock, and new bytes bring a new edge.
+                    self.readable = false;
+                }
                 if let Phase::Closing { .. } = self.phase {
                     // Lingering: what the client still sends is dropped.
                     self.lingered += n as u64;
@@ -1230,6 +1239,7 @@ fn pump(
         };
         if ex.up_in.len() < limit {
             let spare = ex.up_in.spare(limit, cx.bufs);
+            let asked = spare.len();
             match io::Read::read(&mut up.sock, spare) {
                 Ok(0) => {
                     ex.up_eof = true;
@@ -1237,6 +1247,10 @@ fn pump(
                 }
                 Ok(n) => {
                     ex.up_in.commit(n);
+                    if n < asked && !up.hup {
+                        // Drained (see `read_client`).
+                        up.readable = false;
+                    }
                     if ex.up_first_byte.is_none() {
                         ex.up_first_byte = Some(cx.now);
                     }

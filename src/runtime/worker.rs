@@ -121,6 +121,7 @@ impl Worker {
                         if let Some(c) = self.clients.get_mut(k) {
                             c.readable |= readable;
                             c.writable |= writable;
+                            c.hup |= ev.is_read_closed() || ev.is_error();
                             self.drive(k, now);
                         }
                     }
@@ -130,6 +131,7 @@ impl Worker {
                         };
                         u.readable |= readable;
                         u.writable |= writable;
+                        u.hup |= ev.is_read_closed() || ev.is_error();
                         match u.owner {
                             Some(owner) => self.drive(owner, now),
                             None => {

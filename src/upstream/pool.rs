@@ -25,6 +25,8 @@ pub struct UpConn {
     pub owner: Option<usize>,
     pub readable: bool,
     pub writable: bool,
+    /// The server's FIN was seen by epoll: reads continue until EOF.
+    pub hup: bool,
     /// Non-blocking connect not yet confirmed.
     pub connecting: bool,
     pub idle_since: Instant,
@@ -38,6 +40,7 @@ impl UpConn {
             owner: Some(owner),
             readable: false,
             writable: false,
+            hup: false,
             connecting: true,
             idle_since: now,
         }
