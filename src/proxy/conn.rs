@@ -348,6 +348,13 @@ impl Client {
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 self.readable = false;
+                // `spare` zero-filled a whole head's worth (16 KiB) for this
+                // read; a connection waiting for its next request (or its
+                // handshake) would otherwise keep those pages for as long
+                // as it idles: most of an idle connection's memory.
+                if matches!(self.phase, Phase::Head { .. }) {
+                    self.inb.release(cx.bufs);
+                }
                 Ok(false)
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(true),
