@@ -561,3 +561,37 @@ fn combined_checker_self_check() {
         .is_err()
     );
 }
+
+#[test]
+fn started_as_root_it_drops_to_the_configured_user_after_binding() {
+    // CI runs as root (it installs packages); the drop is only observable there.
+    assert!(
+        nix_is_root(),
+        "this test needs root: it checks that torii binds as root and then runs as `nobody`"
+    );
+    let t = respond_conf("still serving")
+        .global("user = \"nobody\"")
+        .start();
+    let status = fs::read_to_string(format!("/proc/{}/status", t.pid())).expect("proc status");
+    let uid_line = status
+        .lines()
+        .find(|l| l.starts_with("Uid:"))
+        .expect("Uid line");
+    let uids: Vec<&str> = uid_line.split_whitespace().skip(1).collect();
+    assert_eq!(
+        uids, ["65534"; 4],
+        "real, effective, saved, fs uid: {uid_line}"
+    );
+    assert_eq!(get(t.addr(), "x", "/").body, b"still serving");
+}
+
+fn nix_is_root() -> bool {
+    fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(2) == Some("0"))
+        })
+        .unwrap_or(false)
+}
