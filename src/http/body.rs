@@ -72,7 +72,8 @@ pub struct ChunkedDecoder {
     trailer_len: usize,
 }
 
-fn is_tchar(b: u8) -> bool {
+/// RFC 9110 token character (field names, chunk extension names).
+pub(crate) fn is_tchar(b: u8) -> bool {
     b.is_ascii_alphanumeric()
         || matches!(
             b,

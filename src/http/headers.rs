@@ -5,6 +5,7 @@
 use std::io::Write as _;
 use std::net::IpAddr;
 
+use super::body::is_tchar;
 use super::canned;
 use super::head::{Head, RequestBody, RequestHead, ResponseHead, list_items, trim_ows};
 use crate::config::model::HeaderEdits;
@@ -422,27 +423,6 @@ fn join_values(out: &mut Vec<u8>, head: &Head, name: &str) {
             out.extend_from_slice(b", ");
         }
     }
-}
-
-fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric()
-        || matches!(
-            b,
-            b'!' | b'#'
-                | b'$'
-                | b'%'
-                | b'&'
-                | b'\''
-                | b'*'
-                | b'+'
-                | b'-'
-                | b'.'
-                | b'^'
-                | b'_'
-                | b'`'
-                | b'|'
-                | b'~'
-        )
 }
 
 /// Splits an absolute URI into `(scheme, authority, rest)` where rest is the
