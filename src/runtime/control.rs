@@ -183,19 +183,19 @@ pub fn run(path: &Path) -> i32 {
     );
 
     let mut exit = 0;
+    let reloader = Reloader {
+        path,
+        shared: &shared,
+        tls: &tls,
+        workers,
+        wakers: &wakers,
+        log_handle: &log_handle,
+    };
     while let Ok(msg) = rx.recv() {
         match msg {
             Msg::Signal(SIGHUP) => {
                 tracing::info!("SIGHUP: reloading");
-                reload(
-                    path,
-                    &shared,
-                    &tls,
-                    workers,
-                    &wakers,
-                    &log_handle,
-                    &mut watched,
-                );
+                reloader.reload(&mut watched);
             }
             Msg::FileChanged(p) => {
                 if !is_relevant(&p, &names) {
@@ -227,15 +227,7 @@ pub fn run(path: &Path) -> i32 {
                     }
                 }
                 tracing::info!("{} changed: reloading", p.display());
-                reload(
-                    path,
-                    &shared,
-                    &tls,
-                    workers,
-                    &wakers,
-                    &log_handle,
-                    &mut watched,
-                );
+                reloader.reload(&mut watched);
             }
             Msg::Signal(SIGUSR1) => {
                 tracing::info!("SIGUSR1: reopening log files");
@@ -285,6 +277,30 @@ fn wake(wakers: &[Arc<Waker>]) {
 }
 
 /// Builds and publishes the next generation, or logs why not.
+/// Everything a reload needs, whatever triggered it.
+struct Reloader<'a> {
+    path: &'a Path,
+    shared: &'a Shared,
+    tls: &'a TlsShared,
+    workers: usize,
+    wakers: &'a [Arc<Waker>],
+    log_handle: &'a log::ReloadHandle,
+}
+
+impl Reloader<'_> {
+    fn reload(&self, watched: &mut Vec<PathBuf>) {
+        reload(
+            self.path,
+            self.shared,
+            self.tls,
+            self.workers,
+            self.wakers,
+            self.log_handle,
+            watched,
+        );
+    }
+}
+
 fn reload(
     path: &Path,
     shared: &Shared,
