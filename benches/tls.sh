@@ -20,7 +20,7 @@ DURATION=${DURATION:-10}
 THREADS=${THREADS:-4}
 CONNECTIONS=${CONNECTIONS:-50}
 IDLE=${IDLE:-5000}
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
+. "$(dirname "$0")/common.sh"
 
 # 2 x IDLE sockets in one process (client side) plus slack.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
@@ -29,48 +29,12 @@ if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt $((IDLE * 2 + 200)) ]
     exit 1
 fi
 
-need_apt=()
-command -v wrk >/dev/null 2>&1 || need_apt+=(wrk)
-command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need_apt+=(nginx)
-command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
-if [ ${#need_apt[@]} -gt 0 ]; then
-    echo "installing ${need_apt[*]}" >&2
-    if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${need_apt[@]}" >/dev/null 2>&1; then
-        apt-get update -q >/dev/null
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${need_apt[@]}" >/dev/null
-    fi
-fi
-NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+install_tools wrk nginx openssl
 
 (cd "$ROOT" && cargo build --release -q --example handshake)
 HS="$ROOT/target/release/examples/handshake"
-if [ -z "${TORII_BIN:-}" ]; then
-    (cd "$ROOT" && cargo build --release -q)
-    TORII_BIN="$ROOT/target/release/torii"
-fi
-
-WORK=$(mktemp -d /tmp/torii-tls-bench.XXXXXX)
-PIDS=()
-cleanup() {
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT INT TERM
-
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null \
-        || echo $((20000 + RANDOM % 20000))
-}
-
-wait_port() { # port
-    for _ in $(seq 1 500); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-        sleep 0.02
-    done
-    echo "nothing listening on port $1" >&2
-    return 1
-}
+build_torii
+make_workdir torii-tls-bench
 
 # Certificates: ECDSA P-256 from torii itself, RSA 2048 from openssl.
 "$TORII_BIN" cert self-signed --host localhost --out "$WORK/ecdsa" >/dev/null
@@ -107,12 +71,8 @@ tls = { cert = "$WORK/rsa/server.crt", key = "$WORK/rsa/server.key" }
 path = "/"
 respond = { status = 200, body = "hello\n", content_type = "text/plain" }
 CONF
-"$TORII_BIN" -c "$WORK/torii.toml" >"$WORK/torii.out" 2>&1 &
-TORII_PID=$!
-PIDS+=("$TORII_PID")
-wait_port "$T_EC" || { cat "$WORK/torii.out" >&2; exit 1; }
+start_torii "$T_EC"
 
-mkdir -p "$WORK/nginx/logs" "$WORK/nginx/tmp"
 nginx_server() { # port cert-dir tickets(on|off) cache
     cat <<BLOCK
     server {
@@ -125,31 +85,13 @@ nginx_server() { # port cert-dir tickets(on|off) cache
     }
 BLOCK
 }
-cat >"$WORK/nginx/nginx.conf" <<CONF
-worker_processes 1;
-worker_rlimit_nofile $((IDLE * 2 + 1000));
-pid $WORK/nginx/nginx.pid;
-error_log $WORK/nginx/logs/error.log warn;
-events { worker_connections $((IDLE + 1000)); }
-http {
-    access_log off;
-    default_type text/plain;
-    client_body_temp_path $WORK/nginx/tmp;
-    proxy_temp_path $WORK/nginx/tmp;
-    fastcgi_temp_path $WORK/nginx/tmp;
-    uwsgi_temp_path $WORK/nginx/tmp;
-    scgi_temp_path $WORK/nginx/tmp;
+start_nginx "$WORK/nginx" "default_type text/plain;
     keepalive_timeout 300s;
-    keepalive_requests 1000000;
     ssl_protocols TLSv1.2 TLSv1.3;
 $(nginx_server "$N_EC" "$WORK/ecdsa" off off)
 $(nginx_server "$N_RSA" "$WORK/rsa" off off)
-$(nginx_server "$N_RES" "$WORK/ecdsa" on "shared:SSL:10m")
-}
-CONF
-"$NGINX" -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -g 'daemon off; user root;' &
-NGINX_PID=$!
-PIDS+=("$NGINX_PID")
+$(nginx_server "$N_RES" "$WORK/ecdsa" on "shared:SSL:10m")" \
+    $((IDLE + 1000)) "worker_rlimit_nofile $((IDLE * 2 + 1000));"
 wait_port "$N_EC"; wait_port "$N_RSA"; wait_port "$N_RES"
 
 rss_kib() { # pid... -> summed VmRSS in KiB
@@ -177,25 +119,16 @@ hs_rate() { # name port mode
     R[$1.errors]=$(field errors "$line")
 }
 
-to_ms() { # wrk latency (512.00us, 1.23ms, 2.00s) -> milliseconds
-    awk -v v="$1" 'BEGIN {
-        n = v + 0
-        if (v ~ /us$/) n = n / 1000; else if (v ~ /ms$/) n = n; else if (v ~ /s$/) n = n * 1000
-        printf "%.3f", n
-    }'
-}
-
 keepalive() { # name port
     local out
     wrk -t1 -c"$CONNECTIONS" -d2s "https://127.0.0.1:$2/" >/dev/null
     out=$(wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency "https://127.0.0.1:$2/")
     grep -q "Non-2xx\|Socket errors" <<<"$out" && echo "$1 wrk: $(grep -E 'Non-2xx|Socket errors' <<<"$out")" >&2
-    R[$1.ka]=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
-    R[$1.p99]=$(to_ms "$(awk '$1 == "99%" {print $2}' <<<"$out")")
+    R[$1.ka]=$(wrk_rps "$out")
+    R[$1.p99]=$(wrk_p99_ms "$out")
     echo "$1 keep-alive: ${R[$1.ka]} req/s, p99 ${R[$1.p99]} ms" >&2
     if command -v oha >/dev/null 2>&1; then
-        echo "oha $1: $(oha -c "$CONNECTIONS" -z "${DURATION}s" --no-tui --insecure "https://127.0.0.1:$2/" \
-            | grep -E 'Requests/sec|99.00%' | tr -s ' \n' ' ')" >&2
+        echo "oha $1: $(oha_summary "${DURATION}s" "https://127.0.0.1:$2/" --insecure | tr -s ' \n' ' ')" >&2
     fi
 }
 
