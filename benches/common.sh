@@ -93,6 +93,9 @@ start_nginx() { # dir, then nginx_conf's arguments after dir -> NGINX_PID
 # load.sh and reload.sh compare the two proxies on the same path: an nginx
 # backend answering a static 200, reached through upstream keep-alive (nginx
 # needs HTTP/1.1 and an empty Connection header for its pool to be used).
+# Both pools hold POOL idle connections (default 128, above the load's
+# concurrency, as a production setup would): with fewer, both proxies spend
+# the run reconnecting, which measures the backend's accept path instead.
 start_backend() { # port
     start_nginx "$WORK/backend" "server { listen 127.0.0.1:$1; location / { return 200 \"hello world\n\"; } }"
     wait_port "$1"
@@ -100,7 +103,7 @@ start_backend() { # port
 
 nginx_proxy_http() { # backend port, listen port, [location directive] -> http block body
     cat <<CONF
-    upstream backend { server 127.0.0.1:$1; keepalive 32; }
+    upstream backend { server 127.0.0.1:$1; keepalive ${POOL:-128}; }
     server {
         listen 127.0.0.1:$2;
         location / {
@@ -124,6 +127,7 @@ watch = false
 name = "backend"
 servers = ["127.0.0.1:$1"]
 keepalive = true
+max_idle = ${POOL:-128}
 
 [[listener]]
 name = "http"

@@ -4,6 +4,7 @@
 # measured with wrk. Prints req/s, p99 and the torii/nginx ratios.
 #
 # Env: DURATION (default 10s), CONNECTIONS (default 50), WARMUP (default 2s),
+#      POOL (idle upstream connections kept by each proxy, default 128),
 #      TORII_BIN (use this binary instead of building release),
 #      SKIP_TORII=1 (measure nginx only: checks the bench itself).
 set -euo pipefail

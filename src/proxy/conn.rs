@@ -783,7 +783,7 @@ impl Client {
             ex.up_first_byte = None;
             if upstream.keepalive
                 && !ex.retried
-                && let Some(k) = cx.pool.take(cx.ups, addr, cx.key)
+                && let Some(k) = cx.pool.take(cx.ups, addr, cx.key, cx.now)
             {
                 ex.up = Some(k);
                 ex.reused = true;

@@ -6,12 +6,20 @@
 //! at once. Because that event can still be in flight when a request wants
 //! the connection, [`Pool::take`] also peeks at the socket before handing it
 //! out: a pooled connection the server already closed is never used for a
-//! request (the fast 502 other proxies produced this way).
+//! request (the fast 502 other proxies produced this way). The peek is a
+//! syscall, so it is skipped for a connection idle for less than
+//! [`PEEK_AFTER`]: servers close idle keep-alive connections after seconds,
+//! not milliseconds, and in that window the close event itself is the check
+//! (a server that closes right after responding without saying so is
+//! covered by the retry of requests that are safe to repeat).
 
 use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
+
+/// Idle time after which a pooled connection is peeked at before reuse.
+pub const PEEK_AFTER: Duration = Duration::from_millis(500);
 
 use mio::net::TcpStream;
 use slab::Slab;
@@ -67,10 +75,13 @@ impl Pool {
         ups: &mut Slab<UpConn>,
         addr: SocketAddr,
         owner: usize,
+        now: Instant,
     ) -> Option<usize> {
         let list = self.idle.get_mut(&addr)?;
         while let Some(key) = list.pop() {
-            let alive = ups.get(key).is_some_and(|u| u.is_alive());
+            let alive = ups.get(key).is_some_and(|u| {
+                !u.hup && (now.saturating_duration_since(u.idle_since) < PEEK_AFTER || u.is_alive())
+            });
             if alive && let Some(u) = ups.get_mut(key) {
                 u.owner = Some(owner);
                 return Some(key);
