@@ -4,6 +4,7 @@
 //! [`Cx`], borrowed from its worker for one `drive`.
 
 pub mod conn;
+mod exchange;
 pub mod request;
 
 use std::sync::Arc;
