@@ -64,6 +64,7 @@ fn upload_of_a_huge_body_streams_with_bounded_memory() {
         "upload content differs in its first MiB"
     );
     let mem = t.memory();
+    eprintln!("torii peak RSS after {len} bytes: {} KiB", mem.hwm_kib);
     assert!(mem.hwm_kib > 0, "could not read torii's memory");
     assert!(
         mem.hwm_kib < PEAK_RSS_LIMIT_KIB,
@@ -87,6 +88,7 @@ fn download_of_a_huge_body_streams_with_bounded_memory() {
         .expect("download through torii");
     assert_eq!(got, len);
     let mem = t.memory();
+    eprintln!("torii peak RSS after {len} bytes: {} KiB", mem.hwm_kib);
     assert!(mem.hwm_kib > 0, "could not read torii's memory");
     assert!(
         mem.hwm_kib < PEAK_RSS_LIMIT_KIB,
