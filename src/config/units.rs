@@ -37,8 +37,16 @@ pub fn duration(value: &IntOrStr) -> Result<Duration, String> {
         "d" => n.checked_mul(86_400).map(Duration::from_secs),
         _ => return Err(bad()),
     };
-    d.ok_or_else(|| format!("duration \"{text}\" is too large"))
+    // Deadlines are `Instant + duration`, which panics on overflow: a bound
+    // far above any sensible timeout keeps every sum representable.
+    match d {
+        Some(d) if d <= MAX_DURATION => Ok(d),
+        _ => Err(format!("duration \"{text}\" is too large (at most 365d)")),
+    }
 }
+
+/// The longest duration accepted anywhere in the file.
+const MAX_DURATION: Duration = Duration::from_secs(365 * 86_400);
 
 /// Parses a size in bytes: an integer, or a string with an optional unit.
 /// `KB`/`MB`/`GB`/`TB` are decimal, `KiB`/`MiB`/`GiB`/`TiB` binary; the
@@ -95,6 +103,17 @@ mod tests {
         assert_eq!(duration(&s("2d")), Ok(Duration::from_secs(172_800)));
         assert_eq!(duration(&s("0s")), Ok(Duration::ZERO));
         assert_eq!(duration(&s(" 10 s ")), Ok(Duration::from_secs(10)));
+    }
+
+    #[test]
+    fn durations_past_a_year_are_refused() {
+        assert_eq!(duration(&s("365d")), Ok(MAX_DURATION));
+        assert!(duration(&s("366d")).unwrap_err().contains("too large"));
+        assert!(
+            duration(&s("18446744073709551615s"))
+                .unwrap_err()
+                .contains("too large")
+        );
     }
 
     #[test]
