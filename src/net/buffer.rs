@@ -30,13 +30,13 @@ impl BufPool {
         self.free.pop().unwrap_or_else(|| vec![0; IO_SIZE])
     }
 
-    fn put(&mut self, mut v: Vec<u8>) {
-        // Only standard blocks are kept: a buffer that grew for a large head
-        // would pin its memory in the pool.
-        if v.len() <= 2 * IO_SIZE && self.free.len() < POOL_MAX {
-            if v.len() < IO_SIZE {
-                v.resize(IO_SIZE, 0);
-            }
+    fn put(&mut self, v: Vec<u8>) {
+        // Only blocks that reads initialised are kept: a queue that was only
+        // appended to (a head, an output queue) holds a short vector that
+        // would have to be zeroed to serve reads, which costs more than the
+        // allocator; and a buffer that grew for a large head would pin its
+        // memory in the pool.
+        if (IO_SIZE..=2 * IO_SIZE).contains(&v.len()) && self.free.len() < POOL_MAX {
             self.free.push(v);
         }
     }
