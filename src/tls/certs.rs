@@ -145,7 +145,7 @@ pub(crate) fn load_pair(
     match certified.keys_match() {
         Ok(()) => {}
         // The key type could not report its public key: nothing to compare,
-        // the handshake will tell. ring's keys always can.
+        // the handshake will tell. aws-lc-rs and ring keys always can.
         Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::Unknown)) => {}
         Err(_) => {
             return Err(TlsError::Mismatch {

@@ -46,7 +46,7 @@ pub struct TlsShared {
 
 impl TlsShared {
     pub fn new() -> Result<TlsShared, String> {
-        let ticketer = rustls::crypto::ring::Ticketer::new()
+        let ticketer = rustls::crypto::aws_lc_rs::Ticketer::new()
             .map_err(|e| format!("cannot create TLS ticket keys: {e}"))?;
         Ok(TlsShared {
             provider: Arc::new(crypto_provider()),
@@ -89,12 +89,12 @@ impl TlsShared {
     }
 }
 
-/// ring's provider narrowed to what torii offers. Its defaults are already
+/// aws-lc-rs's provider narrowed to what torii offers. Its defaults are already
 /// AEAD with ECDHE only; listing the suites here keeps that a decision of
 /// torii's rather than of the rustls version in Cargo.lock.
 fn crypto_provider() -> CryptoProvider {
-    use rustls::crypto::ring::cipher_suite as cs;
-    let base = rustls::crypto::ring::default_provider();
+    use rustls::crypto::aws_lc_rs::cipher_suite as cs;
+    let base = rustls::crypto::aws_lc_rs::default_provider();
     CryptoProvider {
         cipher_suites: vec![
             cs::TLS13_AES_256_GCM_SHA384,
@@ -107,7 +107,7 @@ fn crypto_provider() -> CryptoProvider {
             cs::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
             cs::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
         ],
-        // X25519, P-256, P-384.
+        // X25519, P-256, P-384, then X25519MLKEM768 for clients offering it.
         kx_groups: base.kx_groups.clone(),
         ..base
     }
