@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Reload benchmark: wrk load through torii while it reloads every 100 ms
-# (a background loop of `kill -HUP`), against the same run without reloads;
-# then the same for nginx with `nginx -s reload` every 100 ms. Both proxies
+# (a background loop of rename + SIGHUP), against the same run without
+# reloads; then the same for nginx with SIGHUP (`nginx -s reload`) every
+# 100 ms. Both proxies
 # run one worker and proxy with upstream keep-alive to the same nginx
 # backend (`return 200`). Each reload alternates between two configurations
 # (a different response header), replaced by rename, so every reload really
@@ -42,24 +43,33 @@ build_torii
 cp "$WORK/a.toml" "$WORK/torii.toml"
 start_torii "$TORII_PORT"
 
-# The reload loop: swap the configuration by rename, then signal. Each
-# iteration appends a line to $2 so the number of reloads is known.
+# The reload loop: swap the configuration by rename, then signal, every
+# INTERVAL. It runs as one Python process for both proxies, so the loop
+# itself forks nothing per reload: on two cores a `cp`/`mv`/`kill` shell loop
+# costs the load more than either reload does. nginx gets SIGHUP on its
+# master, which is what `nginx -s reload` sends. Each reload appends a line to
+# the count file, so the number of reloads is known.
 reload_loop() { # name, count file
-    local i=0
-    while :; do
-        i=$((i + 1))
-        if [ "$1" = torii ]; then
-            if [ $((i % 2)) = 1 ]; then cp "$WORK/b.toml" "$WORK/t.tmp"; else cp "$WORK/a.toml" "$WORK/t.tmp"; fi
-            mv "$WORK/t.tmp" "$WORK/torii.toml"
-            kill -HUP "$TORII_PID"
-        else
-            if [ $((i % 2)) = 1 ]; then cp "$NGX/b.conf" "$NGX/n.tmp"; else cp "$NGX/a.conf" "$NGX/n.tmp"; fi
-            mv "$NGX/n.tmp" "$NGX/nginx.conf"
-            "$NGINX" -p "$NGX" -c "$NGX/nginx.conf" -s reload 2>>"$NGX/logs/reload.err"
-        fi
-        echo "$i" >>"$2"
-        sleep "$INTERVAL"
-    done
+    local dir conf target pid
+    if [ "$1" = torii ]; then
+        dir=$WORK conf=toml target=$WORK/torii.toml pid=$TORII_PID
+    else
+        dir=$NGX conf=conf target=$NGX/nginx.conf pid=$(cat "$NGX/nginx.pid")
+    fi
+    exec python3 - "$dir/a.$conf" "$dir/b.$conf" "$target" "$pid" "$INTERVAL" "$2" <<'PY'
+import os, shutil, signal, sys, time
+a, b, target, pid, interval, count = sys.argv[1:]
+tmp = target + ".tmp"
+i = 0
+with open(count, "a", buffering=1) as log:
+    while True:
+        i += 1
+        shutil.copyfile(b if i % 2 else a, tmp)
+        os.replace(tmp, target)
+        os.kill(int(pid), signal.SIGHUP)
+        log.write(f"{i}\n")
+        time.sleep(float(interval))
+PY
 }
 
 run_wrk() { # name port reload(0|1) -> "name reloads rps non2xx sockerr"
