@@ -29,7 +29,9 @@ pub struct UpstreamRequest<'a> {
     pub edits: &'a HeaderEdits,
     /// Rewrite `Destination` from the public URL (scheme and this request's
     /// Host) to `http://` and the Host sent upstream, mapping the route
-    /// prefix to `upstream_path` the same way as the target.
+    /// prefix to `upstream_path` the same way as the target (the route's
+    /// `rewrite_location`).
+    pub rewrite_destination: bool,
     pub route_prefix: &'a str,
     pub upstream_prefix: Option<&'a str>,
 }
@@ -86,7 +88,7 @@ pub fn write_upstream_request(out: &mut Vec<u8>, req: &RequestHead, up: &Upstrea
                 via_seen = true;
                 continue;
             }
-            Kind::Destination => {
+            Kind::Destination if up.rewrite_destination => {
                 out.extend_from_slice(name.as_bytes());
                 out.extend_from_slice(b": ");
                 write_destination(out, value, authority, host, up);
@@ -541,6 +543,7 @@ mod tests {
             close: false,
             upgrade: false,
             edits,
+            rewrite_destination: true,
             route_prefix: "/",
             upstream_prefix: None,
         }
@@ -794,6 +797,14 @@ mod tests {
             let raw = format!("COPY /a HTTP/1.1\r\nHost: pub.example\r\nDestination: {d}\r\n\r\n");
             assert_eq!(one(&upstream(&raw, |_| {}), "destination"), d);
         }
+    }
+
+    #[test]
+    fn destination_is_left_alone_without_rewrite_location() {
+        let raw =
+            "MOVE /a HTTP/1.1\r\nHost: pub.example\r\nDestination: https://pub.example/b\r\n\r\n";
+        let out = upstream(raw, |u| u.rewrite_destination = false);
+        assert_eq!(one(&out, "destination"), "https://pub.example/b");
     }
 
     #[test]

@@ -702,6 +702,7 @@ impl Client {
                         close: !upstream.keepalive,
                         upgrade: ex.upgrade,
                         edits: &ex.generation.config.routes[ex.route].request_headers,
+                        rewrite_destination: ex.generation.config.routes[ex.route].rewrite_location,
                         route_prefix: &ex.generation.config.routes[ex.route].path,
                         upstream_prefix: ex.generation.config.routes[ex.route]
                             .upstream_path
