@@ -910,6 +910,13 @@ impl Client {
                     self.canned_error(cx, listener, None, 408, true, "-", "-", 1);
                     return self.drive(cx);
                 }
+                if self.io.is_handshaking() {
+                    tracing::info!(peer = %self.peer, "TLS handshake not completed in time; closing");
+                } else if since.is_some() {
+                    tracing::debug!(peer = %self.peer, "no request within client_header; closing");
+                } else {
+                    tracing::debug!(peer = %self.peer, "idle keep-alive connection closed");
+                }
                 Verdict::Close
             }
             Phase::Exchange(ex) => {
