@@ -102,6 +102,19 @@ pub fn main() -> i32 {
     control::run(&path)
 }
 
+/// Warnings as `FILE:LINE:COL: warning: message`, errors' layout.
+fn print_warnings(warnings: &[config::ConfigError]) {
+    for w in warnings {
+        eprintln!(
+            "{}:{}:{}: warning: {}",
+            w.file.display(),
+            w.pos.line,
+            w.pos.col,
+            w.message
+        );
+    }
+}
+
 /// `torii -t`: everything a start would check, binding nothing.
 fn test_config(path: &Path) -> i32 {
     let loaded = match config::load(path) {
@@ -112,15 +125,7 @@ fn test_config(path: &Path) -> i32 {
             return EXIT_CONFIG;
         }
     };
-    for w in &loaded.warnings {
-        eprintln!(
-            "{}:{}:{}: warning: {}",
-            w.file.display(),
-            w.pos.line,
-            w.pos.col,
-            w.message
-        );
-    }
+    print_warnings(&loaded.warnings);
     let tls = match TlsShared::new() {
         Ok(t) => t,
         Err(e) => {
@@ -131,15 +136,7 @@ fn test_config(path: &Path) -> i32 {
     let workers = loaded.config.global.workers;
     match Generation::build(0, loaded.config, None, &tls, workers, false) {
         Ok(generation) => {
-            for w in &generation.warnings {
-                eprintln!(
-                    "{}:{}:{}: warning: {}",
-                    w.file.display(),
-                    w.pos.line,
-                    w.pos.col,
-                    w.message
-                );
-            }
+            print_warnings(&generation.warnings);
             println!("torii: configuration {} test is successful", path.display());
             0
         }
