@@ -1192,4 +1192,46 @@ mod tests {
         many.push_str("\r\n");
         assert!(parse_response(many.as_bytes(), 1 << 20, false).is_err());
     }
+
+    /// A stable-toolchain stand-in for the fuzz targets: deterministic byte
+    /// mutations of valid heads must never panic, and every accepted head
+    /// keeps its limits.
+    #[test]
+    fn mutated_heads_never_panic() {
+        let seeds: [&[u8]; 3] = [
+            b"POST http://a.example:8/p?q HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nConnection: upgrade\r\nUpgrade: x\r\n\r\n",
+            b"GET / HTTP/1.0\r\nContent-Length: 10\r\nExpect: 100-continue\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: gzip\r\n\r\n",
+        ];
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for seed in seeds {
+            for _ in 0..3000 {
+                let mut buf = seed.to_vec();
+                for _ in 0..(next() % 4 + 1) {
+                    let i = (next() % buf.len() as u64) as usize;
+                    match next() % 3 {
+                        0 => buf[i] = next() as u8,
+                        1 => {
+                            buf.remove(i);
+                        }
+                        _ => buf.insert(i, b"\r\n: ,\t"[(next() % 6) as usize]),
+                    }
+                }
+                let max = (next() % 128 + 16) as usize;
+                if let Ok(Some((h, n))) = parse_request(&buf, max) {
+                    assert!(n <= max);
+                    let _ = (h.path(), h.query(), h.origin_form(), h.authority());
+                }
+                if let Ok(Some((_, n))) = parse_response(&buf, max, false) {
+                    assert!(n <= max);
+                }
+            }
+        }
+    }
 }

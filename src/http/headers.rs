@@ -385,26 +385,41 @@ fn kind(name: &str) -> Kind {
 }
 
 /// The header names listed in Connection fields (RFC 9110 §7.6.1), looked
-/// up in place rather than collected, since most heads have one Connection
-/// field naming only `keep-alive` or `close`.
+/// up in place rather than collected: most heads have one Connection field
+/// naming only `keep-alive` or `close`, so we remember where the (first few)
+/// Connection fields are and scan just those.
 struct ConnectionNames {
-    any: bool,
+    at: [usize; 4],
+    count: usize,
 }
 
 impl ConnectionNames {
     fn of(head: &Head) -> Self {
-        ConnectionNames {
-            any: head
-                .iter()
-                .any(|(n, _)| n.eq_ignore_ascii_case("connection")),
+        let mut c = ConnectionNames {
+            at: [0; 4],
+            count: 0,
+        };
+        for (i, (n, _)) in head.iter().enumerate() {
+            if n.eq_ignore_ascii_case("connection") {
+                if let Some(slot) = c.at.get_mut(c.count) {
+                    *slot = i;
+                }
+                c.count += 1;
+            }
         }
+        c
     }
     fn names(&self, head: &Head, name: &str) -> bool {
-        self.any
-            && head
+        let named = |v: &[u8]| list_items(v).any(|t| t.eq_ignore_ascii_case(name.as_bytes()));
+        if self.count <= self.at.len() {
+            self.at[..self.count]
                 .iter()
+                .any(|&i| named(&head.raw[head.fields[i].1.clone()]))
+        } else {
+            head.iter()
                 .filter(|(n, _)| n.eq_ignore_ascii_case("connection"))
-                .any(|(_, v)| list_items(v).any(|t| t.eq_ignore_ascii_case(name.as_bytes())))
+                .any(|(_, v)| named(v))
+        }
     }
 }
 
@@ -889,6 +904,23 @@ mod tests {
         }
         assert_eq!(one(&out, "content-length"), "2");
         assert_eq!(one(&out, "x-kept"), "y");
+    }
+
+    #[test]
+    fn many_connection_fields_are_all_honoured() {
+        let mut raw = String::from("GET / HTTP/1.1\r\nHost: a\r\n");
+        for i in 0..6 {
+            raw.push_str(&format!("Connection: X-{i}\r\nX-{i}: v\r\n"));
+        }
+        raw.push_str("X-Kept: k\r\n\r\n");
+        let out = upstream(&raw, |_| {});
+        for i in 0..6 {
+            assert!(
+                values(&out, &format!("x-{i}")).is_empty(),
+                "x-{i} kept in {out}"
+            );
+        }
+        assert_eq!(one(&out, "x-kept"), "k");
     }
 
     #[test]
