@@ -37,17 +37,26 @@ fuzz_target!(|data: &[u8]| {
                 close: k & 4 == 4,
                 upgrade: k & 8 == 8,
                 edits: &edits,
+                rewrite_destination: k & 16 == 16,
                 route_prefix: "/",
                 upstream_prefix: None,
             };
             let mut out = Vec::new();
             write_upstream_request(&mut out, &req, &up);
+            // torii adds its forwarding fields, so a head already near the
+            // parser's field-count limit may pass it on the way back: that
+            // is the one refusal the round trip allows.
             if target != "*" {
-                let (again, m) = parse_request(&out, usize::MAX)
-                    .expect("upstream head must parse")
-                    .expect("upstream head must be complete");
-                assert_eq!(m, out.len());
-                assert_eq!(again.body, req.body);
+                match parse_request(&out, usize::MAX) {
+                    Err(e) if e.status == 431 => {}
+                    r => {
+                        let (again, m) = r
+                            .expect("upstream head must parse")
+                            .expect("upstream head must be complete");
+                        assert_eq!(m, out.len());
+                        assert_eq!(again.body, req.body);
+                    }
+                }
             }
         }
         Ok(None) => assert!(buf.len() < max_head),

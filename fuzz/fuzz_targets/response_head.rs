@@ -37,13 +37,20 @@ fuzz_target!(|data: &[u8]| {
             };
             let mut out = Vec::new();
             write_client_response(&mut out, &resp, &ctx);
-            let (again, m) = parse_response(&out, usize::MAX, head_request)
-                .expect("client head must parse")
-                .expect("client head must be complete");
-            assert_eq!(m, out.len());
-            assert_eq!(again.status, resp.status);
-            if resp.body != ResponseBody::Close {
-                assert_eq!(again.body, resp.body);
+            // Added fields (Via, set headers) may push a head near the
+            // field-count limit past it: the one refusal allowed here.
+            match parse_response(&out, usize::MAX, head_request) {
+                Err(e) if e.reason.contains("too many header fields") => {}
+                r => {
+                    let (again, m) = r
+                        .expect("client head must parse")
+                        .expect("client head must be complete");
+                    assert_eq!(m, out.len());
+                    assert_eq!(again.status, resp.status);
+                    if resp.body != ResponseBody::Close {
+                        assert_eq!(again.body, resp.body);
+                    }
+                }
             }
         }
         Ok(None) => assert!(buf.len() < max_head),
