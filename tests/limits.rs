@@ -155,3 +155,39 @@ fn idle_keep_alive_connection_is_closed_after_client_keepalive() {
         "closed too early: {elapsed:?}"
     );
 }
+
+#[test]
+fn at_max_connections_accepting_pauses_until_a_connection_closes() {
+    let t = Conf::new()
+        .global("workers = 1\nmax_connections = 2")
+        .listener("http", "")
+        .route("path = \"/\"\nrespond = { status = 200, body = \"ok\" }")
+        .start();
+    let req = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+    // Two keep-alive connections fill the worker.
+    let mut first = Client::connect(t.addr());
+    first.send(req).expect("send on the first connection");
+    assert_eq!(first.read_final().expect("first answered").status, 200);
+    let mut second = Client::connect(t.addr());
+    second.send(req).expect("send on the second connection");
+    assert_eq!(second.read_final().expect("second answered").status, 200);
+
+    // The third completes its TCP handshake in the kernel's queue but is not
+    // accepted, so its request stays unanswered while the limit holds.
+    let mut third = Client::connect(t.addr());
+    third.send(req).expect("send on the third connection");
+    third.set_read_timeout(Duration::from_millis(500));
+    let early = third.read_final();
+    assert!(early.is_err(), "answered beyond max_connections: {early:?}");
+
+    // One closes: torii accepts again and the waiting request is served.
+    drop(first);
+    third.set_read_timeout(Duration::from_secs(5));
+    let r = third.read_final().expect("served once a slot was free");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, b"ok");
+    second
+        .send(req)
+        .expect("send again on the second connection");
+    assert_eq!(second.read_final().expect("second still open").status, 200);
+}
