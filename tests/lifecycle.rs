@@ -66,16 +66,22 @@ fn sigterm_does_not_wait_for_slow_requests() {
     let b = Backend::start(|_| Reply::ok("slow").delay(Duration::from_secs(20)));
     let mut t = proxy_to(&b, "");
     let addr = t.addr();
-    let _client = thread::spawn(move || {
+    let client = thread::spawn(move || {
         let mut c = Client::connect(addr);
-        let _ = c.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
-        let _ = c.wait_closed(Duration::from_secs(30));
+        c.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .expect("send the slow request");
+        c.wait_closed(Duration::from_secs(10))
     });
     assert!(wait_until(Duration::from_secs(5), || b.heads() == 1));
     t.signal("TERM");
     assert!(
         t.wait_exit(Duration::from_secs(5)).is_some(),
         "TERM waited for a 20 s request"
+    );
+    let closed = client.join().expect("client thread");
+    assert!(
+        closed.is_ok(),
+        "in-flight connection not closed by TERM: {closed:?}"
     );
 }
 
@@ -492,7 +498,8 @@ fn json_parser_self_check() {
 
 #[test]
 fn access_log_json_has_the_required_keys() {
-    let b = Backend::echo();
+    // A backend that takes 50 ms, so duration_ms must measure something.
+    let b = Backend::start(|req| backend::echo_reply(req).delay(Duration::from_millis(50)));
     let t = Conf::new()
         .global("access_log_format = \"json\"")
         .upstream("b", &[b.addr()], "")
@@ -531,7 +538,7 @@ fn access_log_json_has_the_required_keys() {
     assert_eq!(m["listener"], Json::Str("http".into()));
     assert!(matches!(m["bytes_sent"], Json::Num(n) if n > 0.0), "{line}");
     assert!(
-        matches!(m["duration_ms"], Json::Num(n) if n >= 0.0),
+        matches!(m["duration_ms"], Json::Num(n) if n >= 40.0),
         "{line}"
     );
 }

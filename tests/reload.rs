@@ -681,7 +681,7 @@ fn removed_listener_refuses_new_connections_and_drains_an_open_one() {
         .stderr()
         .lines()
         .find(|l| has_generation(l, 2))
-        .unwrap_or_default()
+        .expect("a generation=2 reload line")
         .to_string();
     assert!(
         line.contains(&format!("+{new_addr}")) && line.contains(&format!("-{gone_addr}")),

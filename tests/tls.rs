@@ -901,6 +901,7 @@ fn idle_tls_keepalive_connections_do_not_keep_a_read_buffer() {
         open.push(s);
     }
     let after = t.memory().rss_kib;
+    assert!(before > 0 && after > 0, "could not read torii's RSS");
     let per_conn = after.saturating_sub(before) as f64 / CONNS as f64;
     // An idle connection used to keep its 16 KiB head buffer (about 21 KiB
     // each in all); without it about 7 KiB remain (rustls state and its 4 KiB
