@@ -372,7 +372,7 @@ impl Client {
             Err(e) => {
                 tracing::info!(peer = %self.peer, status = e.status, "bad request: {}", e.reason);
                 let listener = self.current_listener();
-                self.canned_error(cx, listener, None, e.status, true, "-", "-", 1);
+                self.canned_error(cx, listener, None, e.status, true);
                 Ok(true)
             }
             Ok(Some((req, n))) => {
@@ -408,12 +408,10 @@ impl Client {
         };
         self.generation = generation.clone();
         cx.shared.requests.fetch_add(1, Ordering::Relaxed);
-        let target_str = req.target().to_string();
-        let target = request::split_target(&target_str);
+        let target = request::split_target(req.target());
         let keep = req.keep_alive && !cx.draining && !draining_listener;
         let has_body = !matches!(req.body, RequestBody::None | RequestBody::Length(0));
-        let method = req.method().to_string();
-        let head_only = method == "HEAD";
+        let head_only = req.method() == "HEAD";
 
         let normalized = if target.path == "*" {
             Some("/".to_string())
@@ -423,17 +421,8 @@ impl Client {
             None
         };
         let Some(normalized) = normalized else {
-            tracing::info!(peer = %self.peer, "bad request: target {target_str:?} cannot be normalised");
-            self.canned_error(
-                cx,
-                (generation, Some(listener)),
-                Some(&req),
-                400,
-                true,
-                &method,
-                &target_str,
-                req.minor,
-            );
+            tracing::info!(peer = %self.peer, "bad request: target {:?} cannot be normalised", req.target());
+            self.canned_error(cx, (generation, Some(listener)), Some(&req), 400, true);
             return;
         };
         let Some(route_index) = generation.routes.lookup(listener, &req.host, &normalized) else {
@@ -443,9 +432,6 @@ impl Client {
                 Some(&req),
                 404,
                 !keep || has_body,
-                &method,
-                &target_str,
-                req.minor,
             );
             return;
         };
@@ -461,9 +447,6 @@ impl Client {
                 Some(&req),
                 413,
                 true,
-                &method,
-                &target_str,
-                req.minor,
             );
             return;
         }
@@ -608,9 +591,6 @@ impl Client {
             generation,
             Some(listener),
             Some(req),
-            req.method(),
-            req.target(),
-            req.minor,
             status,
             sent,
         );
@@ -625,17 +605,16 @@ impl Client {
         req: Option<&RequestHead>,
         status: u16,
         close: bool,
-        method: &str,
-        target: &str,
-        minor: u8,
     ) {
+        let minor = req.map_or(1, |r| r.minor);
+        let head_only = req.is_some_and(|r| r.method() == "HEAD");
         let hdrs = match listener {
             Some(l) => merged_headers(&generation, l, None, keep_alive_header(close, minor)),
             None => Vec::new(),
         };
         let sent = self
             .outb
-            .write_with(|out| canned::error(out, status, close, method == "HEAD", &hdrs));
+            .write_with(|out| canned::error(out, status, close, head_only, &hdrs));
         log_simple(
             cx,
             self.peer,
@@ -643,9 +622,6 @@ impl Client {
             &generation,
             listener,
             req,
-            method,
-            target,
-            minor,
             status,
             sent,
         );
@@ -907,7 +883,7 @@ impl Client {
                 if since.is_some() && !self.inb.is_empty() {
                     tracing::info!(peer = %self.peer, "request head not received in time");
                     let listener = self.current_listener();
-                    self.canned_error(cx, listener, None, 408, true, "-", "-", 1);
+                    self.canned_error(cx, listener, None, 408, true);
                     return self.drive(cx);
                 }
                 if self.io.is_handshaking() {

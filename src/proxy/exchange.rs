@@ -529,19 +529,18 @@ pub(super) fn log_simple(
     generation: &Generation,
     listener: Option<usize>,
     req: Option<&RequestHead>,
-    method: &str,
-    target: &str,
-    minor: u8,
     status: u16,
     bytes_sent: u64,
 ) {
     let (tls_version, tls_cipher) = tls_info(io);
+    // Without a parsed request (a malformed head, a head timeout) the
+    // request field is logged as "-".
     let rec = Record {
         time: SystemTime::now(),
         remote_addr: peer.ip(),
-        method,
-        uri: target,
-        minor,
+        method: req.map_or("", |r| r.method()),
+        uri: req.map_or("", |r| r.target()),
+        minor: req.map_or(1, |r| r.minor),
         status,
         bytes_sent,
         referer: req.and_then(|r| r.head.get("referer")).unwrap_or(b""),
