@@ -50,21 +50,10 @@ pub fn upstream_target(
     let Some(up) = upstream_path else {
         return t.request_uri.to_string();
     };
-    let rest = normalized.strip_prefix(prefix).unwrap_or(normalized);
-    let mut out =
-        String::with_capacity(up.len() + rest.len() + 1 + t.query.map_or(0, |q| q.len() + 1));
-    out.push_str(up);
-    if out.ends_with('/') && rest.starts_with('/') {
-        out.push_str(&rest[1..]);
-    } else if !out.ends_with('/') && !rest.is_empty() && !rest.starts_with('/') {
-        out.push('/');
-        out.push_str(rest);
-    } else {
-        out.push_str(rest);
-    }
-    if out.is_empty() {
-        out.push('/');
-    }
+    // The same mapping Location and Destination use in reverse, so the
+    // three can never disagree on where slashes go.
+    let mut out = crate::http::headers::map_prefix(normalized, prefix, up)
+        .unwrap_or_else(|| normalized.to_string());
     if let Some(q) = t.query {
         out.push('?');
         out.push_str(q);

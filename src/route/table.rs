@@ -57,7 +57,7 @@ pub struct RouteTable {
 /// itself or itself followed by `/` (segment boundary: `/webdav` matches
 /// `/webdav/x`, not `/webdavx`). Like nginx `location /webdav/`, the prefix
 /// `/webdav/` does not match `/webdav`.
-pub fn prefix_matches(prefix: &str, path: &str) -> bool {
+fn prefix_matches(prefix: &str, path: &str) -> bool {
     path.starts_with(prefix)
         && (prefix.ends_with('/')
             || path.len() == prefix.len()
@@ -143,25 +143,6 @@ impl RouteTable {
         }
         lr.any_host.find(path)
     }
-}
-
-/// Pairs of route indices that no rule separates (same listener, same host
-/// pattern, same path): configuration errors.
-pub fn conflicts(routes: &[Route]) -> Vec<(usize, usize)> {
-    let mut out = Vec::new();
-    for (i, a) in routes.iter().enumerate() {
-        for (j, b) in routes.iter().enumerate().skip(i + 1) {
-            if a.path != b.path || !a.listeners.iter().any(|l| b.listeners.contains(l)) {
-                continue;
-            }
-            let hosts_overlap = (a.hosts.is_empty() && b.hosts.is_empty())
-                || a.hosts.iter().any(|h| b.hosts.contains(h));
-            if hosts_overlap {
-                out.push((i, j));
-            }
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -287,21 +268,5 @@ mod tests {
         assert_eq!(t.lookup(1, "", "/b/x"), Some(1));
         assert_eq!(t.lookup(1, "", "/x"), None);
         assert_eq!(t.lookup(2, "", "/x"), None, "unknown listener");
-    }
-
-    #[test]
-    fn conflicts_found() {
-        let routes = vec![
-            route(&[0], &[], "/"),
-            route(&[0, 1], &[], "/"),         // same as 0 on listener 0
-            route(&[1], &["a.example"], "/"), // distinct: has a host
-            route(&[1], &["b.example", "a.example"], "/"), // shares a.example with 2
-            route(&[1], &["*.example"], "/"), // wildcard, distinct
-            route(&[1], &["*.example"], "/x"), // other path
-            route(&[2], &[], "/"),            // other listener
-            route(&[1], &["*.example"], "/"), // same wildcard as 4
-        ];
-        assert_eq!(conflicts(&routes), vec![(0, 1), (2, 3), (4, 7)]);
-        assert!(conflicts(&routes[..1]).is_empty());
     }
 }

@@ -306,7 +306,8 @@ impl Ctx<'_> {
 
 /// Pairs `(earlier, later)` of routes that no matching rule separates: a
 /// shared listener, the same path and a host pattern in common (or both
-/// host-less). Kept private to config until `route::table::conflicts` lands.
+/// host-less). Validation owns this rule: it reports each clash at the later
+/// route's position; `route::table` relies on there being none.
 pub(super) fn route_conflicts(routes: &[Route]) -> Vec<(usize, usize)> {
     let mut out = Vec::new();
     for (j, b) in routes.iter().enumerate() {
