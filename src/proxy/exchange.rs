@@ -350,12 +350,9 @@ pub(super) fn pump(
                 }
                 let route = &ex.generation.config.routes[ex.route];
                 let server = &ex.generation.config.upstreams[ex.upstream].servers[ex.server];
-                let public_host = ex
-                    .req
-                    .head
-                    .get("host")
-                    .and_then(|h| std::str::from_utf8(h).ok())
-                    .unwrap_or("");
+                // The authority the request was routed by: an absolute-form
+                // target's wins over Host (RFC 9112 §3.2.2), as for routing.
+                let public_host = ex.req.authority();
                 let scheme = if is_tls_listener(&ex.generation, ex.listener) {
                     "https"
                 } else {
