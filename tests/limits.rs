@@ -191,3 +191,20 @@ fn at_max_connections_accepting_pauses_until_a_connection_closes() {
         .expect("send again on the second connection");
     assert_eq!(second.read_final().expect("second still open").status, 200);
 }
+
+#[test]
+fn a_head_trickled_byte_by_byte_is_answered() {
+    // torii parses a head again only when a line has ended: the last byte
+    // completing the blank line must still be noticed.
+    let t = Conf::new()
+        .listener("http", "")
+        .route("path = \"/\"\nrespond = { status = 200, body = \"ok\" }")
+        .start();
+    let mut c = Client::connect(t.addr());
+    for b in b"GET /slowly HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n\r\n" {
+        c.send(&[*b]).expect("send one byte");
+    }
+    let r = c.read_final().expect("response to a trickled head");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, b"ok");
+}

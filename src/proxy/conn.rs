@@ -70,6 +70,8 @@ pub struct Client {
     pub scheduled: Option<Instant>,
     /// Bytes discarded while lingering.
     lingered: u64,
+    /// Bytes of `inb` already parsed as an incomplete head.
+    head_seen: usize,
 }
 
 enum Phase {
@@ -132,6 +134,7 @@ impl Client {
             deadline,
             scheduled: None,
             lingered: 0,
+            head_seen: 0,
         }
     }
 
@@ -359,7 +362,19 @@ impl Client {
             *since = Some(cx.now);
         }
         let limits = self.generation.config.limits;
-        match head::parse_request(self.inb.bytes(), limits.max_request_head) {
+        // Parsing starts from the first byte each time; do it only when a
+        // line has ended since the last try (or the size limit is passed),
+        // so a client trickling a head byte by byte, or a drive round with
+        // nothing new, costs no rescan of what is already known incomplete.
+        let bytes = self.inb.bytes();
+        let new_line = bytes[self.head_seen.min(bytes.len())..].contains(&b'\n');
+        let parsed = if new_line || bytes.len() > limits.max_request_head {
+            head::parse_request(bytes, limits.max_request_head)
+        } else {
+            Ok(None)
+        };
+        self.head_seen = bytes.len();
+        match parsed {
             Ok(None) => {
                 if self.eof {
                     // Half a head then EOF: nothing sensible to answer.
@@ -377,6 +392,7 @@ impl Client {
             }
             Ok(Some((req, n))) => {
                 self.inb.consume(n);
+                self.head_seen = 0;
                 self.start_request(cx, req);
                 Ok(true)
             }
